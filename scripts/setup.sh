@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs and starts what Ferry's tests need on a fresh Debian machine: redis-server, ruby,
+# Debian's ruby-sidekiq (6.4.1) and ruby-activejob (6.1). Safe to run again: it only acts on
+# what is missing. Needs root (or sudo) to install.
+set -euo pipefail
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "setup: need root to run: $*" >&2; return 1; fi
+}
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+command -v ruby >/dev/null || missing+=(ruby)
+ruby -e 'require "sidekiq"' 2>/dev/null || missing+=(ruby-sidekiq)
+ruby -e 'require "active_job"' 2>/dev/null || missing+=(ruby-activejob)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "setup: starting redis-server on 127.0.0.1:6379"
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  as_root redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ferry-ci.log
+  for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
+echo "setup: redis $(redis-server --version | awk '{print $3}'), ruby $(ruby -e 'print RUBY_VERSION'), sidekiq $(ruby -e 'require "sidekiq"; print Sidekiq::VERSION')"

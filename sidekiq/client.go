@@ -1,0 +1,287 @@
+package sidekiq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/ferryhq/ferry/internal/clock"
+)
+
+// ErrPushStopped is returned (or matched by errors.Is) when a push middleware stopped a push.
+// Nothing was written to Redis.
+var ErrPushStopped = errors.New("sidekiq: push stopped by middleware")
+
+// PushStoppedError is what a push middleware returns to stop a push and say why: for
+// example a unique lock reporting the jid of the job that already holds it. It matches
+// ErrPushStopped.
+type PushStoppedError struct {
+	// JID is the job that makes this push unnecessary, when there is one.
+	JID string
+	// Reason says why the push was stopped.
+	Reason string
+}
+
+func (e *PushStoppedError) Error() string {
+	if e.JID != "" {
+		return fmt.Sprintf("sidekiq: push stopped: %s (existing job %s)", e.Reason, e.JID)
+	}
+	return "sidekiq: push stopped: " + e.Reason
+}
+
+// Is matches ErrPushStopped.
+func (e *PushStoppedError) Is(target error) bool { return target == ErrPushStopped }
+
+// ClientConfig configures a Client. The zero value (or nil) means every default.
+type ClientConfig struct {
+	// Namespace prefixes every key with "<Namespace>:", as redis-namespace did for Sidekiq 6
+	// (values such as queue names are not prefixed). Default: none.
+	Namespace string
+	// TimeFormat is how payload timestamps are written. Default: TimeSeconds (float
+	// seconds, readable by Sidekiq 6, 7 and 8).
+	TimeFormat TimeFormat
+	// BulkBatchSize is how many jobs PushBulk writes per MULTI/EXEC round trip.
+	// Default: 1000.
+	BulkBatchSize int
+	// Logger receives warnings. Default: no logging.
+	Logger *zap.Logger
+	// Clock tells the time for created_at, enqueued_at and schedules. Default: the wall
+	// clock. Tests may pass a fake.
+	Clock Clock
+}
+
+// Clock tells the time. Tests inject a fake one (see the testutil package).
+type Clock = clock.Clock
+
+func (c *ClientConfig) withDefaults() ClientConfig {
+	var out ClientConfig
+	if c != nil {
+		out = *c
+	}
+	if out.BulkBatchSize <= 0 {
+		out.BulkBatchSize = 1000
+	}
+	if out.Logger == nil {
+		out.Logger = zap.NewNop()
+	}
+	if out.Clock == nil {
+		out.Clock = clock.Real{}
+	}
+	return out
+}
+
+// Client pushes jobs into Redis in Sidekiq's format, for Ruby Sidekiq or a Ferry server to
+// run. It is safe for concurrent use. It never closes the Redis client it was given.
+type Client struct {
+	rdb  redis.UniversalClient
+	cfg  ClientConfig
+	keys keyspace
+	push []PushMiddleware
+}
+
+// NewClient returns a Client writing to rdb. A nil cfg means every default.
+func NewClient(rdb redis.UniversalClient, cfg *ClientConfig) *Client {
+	c := cfg.withDefaults()
+	return &Client{rdb: rdb, cfg: c, keys: newKeyspace(c.Namespace)}
+}
+
+// Use adds middleware to every later push. Middleware that only acts on the run side is
+// ignored here. Use is not safe to call concurrently with pushes: register middleware
+// before sharing the Client.
+func (c *Client) Use(mws ...Middleware) {
+	push, _ := splitMiddleware(mws)
+	c.push = append(c.push, push...)
+}
+
+// Push enqueues one job of the given Ruby class and returns its jid. args may be nil (an
+// empty array is written). With In or At in the future, the job goes to the schedule set
+// instead of its queue.
+//
+// If a push middleware stops the push, Push writes nothing and returns an error matching
+// ErrPushStopped, with the jid of the existing job when the middleware named one.
+func (c *Client) Push(ctx context.Context, class string, args []any, opts ...PushOption) (string, error) {
+	s := collectPushOptions(opts)
+	job, err := c.buildJob(class, args, &s)
+	if err != nil {
+		return "", err
+	}
+	return c.pushBuilt(ctx, job, s.runAt(c.cfg.Clock.Now()))
+}
+
+// PushJob enqueues a job built by the caller (for example one read from an outbox table, or
+// an ActiveJob envelope). Empty fields get defaults: a new jid, queue "default", retry true,
+// created_at now. Options override the job's queue, retry and jid and may schedule it.
+func (c *Client) PushJob(ctx context.Context, job *Job, opts ...PushOption) (string, error) {
+	s := collectPushOptions(opts)
+	job = job.Clone()
+	job.raw = nil
+	if err := c.fill(job, &s); err != nil {
+		return "", err
+	}
+	return c.pushBuilt(ctx, job, s.runAt(c.cfg.Clock.Now()))
+}
+
+func (c *Client) pushBuilt(ctx context.Context, job *Job, runAt time.Time) (string, error) {
+	pushed := false
+	err := runPushChain(ctx, c.push, job, func(ctx context.Context) error {
+		pushed = true
+		return c.write(ctx, []*Job{job}, runAt)
+	})
+	switch {
+	case err != nil:
+		if errors.Is(err, ErrPushStopped) {
+			var stop *PushStoppedError
+			if errors.As(err, &stop) {
+				return stop.JID, err
+			}
+		}
+		return "", err
+	case !pushed:
+		return "", ErrPushStopped
+	}
+	return job.JID, nil
+}
+
+// PushBulk enqueues one job per element of argsList, all of the same class and options,
+// writing them in MULTI/EXEC batches of BulkBatchSize (one round trip per batch, not per
+// job). It returns the jids in argsList order; a job stopped by push middleware has an empty
+// jid. On a Redis error the jobs of earlier batches stay pushed, and the error says how many
+// were.
+func (c *Client) PushBulk(ctx context.Context, class string, argsList [][]any, opts ...PushOption) ([]string, error) {
+	s := collectPushOptions(opts)
+	runAt := s.runAt(c.cfg.Clock.Now())
+	jids := make([]string, len(argsList))
+	batch := make([]*Job, 0, min(len(argsList), c.cfg.BulkBatchSize))
+	batchIdx := make([]int, 0, cap(batch))
+	pushedCount := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := c.write(ctx, batch, runAt); err != nil {
+			return fmt.Errorf("sidekiq: PushBulk: %d of %d jobs pushed before: %w", pushedCount, len(argsList), err)
+		}
+		for i, j := range batch {
+			jids[batchIdx[i]] = j.JID
+		}
+		pushedCount += len(batch)
+		batch, batchIdx = batch[:0], batchIdx[:0]
+		return nil
+	}
+	for i, args := range argsList {
+		job, err := c.buildJob(class, args, &s)
+		if err != nil {
+			return jids, fmt.Errorf("sidekiq: PushBulk: job %d: %w", i, err)
+		}
+		s.jid = "" // JID applies to the first job only
+		accepted := false
+		err = runPushChain(ctx, c.push, job, func(context.Context) error {
+			accepted = true
+			return nil
+		})
+		if err != nil && !errors.Is(err, ErrPushStopped) {
+			return jids, fmt.Errorf("sidekiq: PushBulk: job %d: %w", i, err)
+		}
+		if err != nil || !accepted {
+			continue
+		}
+		batch = append(batch, job)
+		batchIdx = append(batchIdx, i)
+		if len(batch) >= c.cfg.BulkBatchSize {
+			if err := flush(); err != nil {
+				return jids, err
+			}
+		}
+	}
+	return jids, flush()
+}
+
+func (c *Client) buildJob(class string, args []any, s *pushSettings) (*Job, error) {
+	raw, err := EncodeArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	job := &Job{Class: class, Args: raw}
+	return job, c.fill(job, s)
+}
+
+// fill applies options and defaults, as Sidekiq's normalize_item does.
+func (c *Client) fill(job *Job, s *pushSettings) error {
+	if job.Class == "" {
+		return errors.New("sidekiq: push: class is empty")
+	}
+	if s.queue != "" {
+		job.Queue = s.queue
+	}
+	if job.Queue == "" {
+		job.Queue = "default"
+	}
+	if s.retry.IsSet() {
+		job.Retry = s.retry
+	}
+	if !job.Retry.IsSet() {
+		job.Retry = RetryTrue()
+	}
+	if s.jid != "" {
+		job.JID = s.jid
+	}
+	if job.JID == "" {
+		job.JID = NewJID()
+	}
+	if s.retryQueue != "" {
+		job.RetryQueue = s.retryQueue
+	}
+	if job.CreatedAt.IsZero() {
+		job.CreatedAt = c.cfg.Clock.Now()
+	}
+	for k, v := range s.extra {
+		if k == "at" {
+			return errors.New(`sidekiq: push: use In or At, not Extra("at")`)
+		}
+		if err := job.Set(k, v); err != nil {
+			return err
+		}
+	}
+	delete(job.Extra, "at")
+	return nil
+}
+
+// write stores jobs in one MULTI/EXEC: LPUSH onto their queues (with enqueued_at set now)
+// and SADD queues, or ZADD schedule at runAt (with no enqueued_at) when runAt is set.
+func (c *Client) write(ctx context.Context, jobs []*Job, runAt time.Time) error {
+	now := c.cfg.Clock.Now()
+	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if !runAt.IsZero() {
+			score := epochSeconds(runAt)
+			members := make([]redis.Z, len(jobs))
+			for i, j := range jobs {
+				j.EnqueuedAt = time.Time{}
+				members[i] = redis.Z{Score: score, Member: j.AppendJSON(nil, c.cfg.TimeFormat)}
+			}
+			p.ZAdd(ctx, c.keys.schedule(), members...)
+			return nil
+		}
+		byQueue := make(map[string][]any, 1)
+		var order []string
+		for _, j := range jobs {
+			j.EnqueuedAt = now
+			if _, ok := byQueue[j.Queue]; !ok {
+				order = append(order, j.Queue)
+			}
+			byQueue[j.Queue] = append(byQueue[j.Queue], j.AppendJSON(nil, c.cfg.TimeFormat))
+		}
+		for _, q := range order {
+			p.SAdd(ctx, c.keys.queues(), q)
+			p.LPush(ctx, c.keys.queue(q), byQueue[q]...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sidekiq: push: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,105 @@
+package sidekiq
+
+import (
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/jsonwire"
+)
+
+// TimeFormat chooses how Ferry writes the timestamps inside a job payload (created_at,
+// enqueued_at, failed_at, retried_at). Scores of sorted sets and heartbeat times are float
+// seconds whatever this says, as in every Sidekiq version.
+type TimeFormat uint8
+
+const (
+	// TimeSeconds writes float epoch seconds that always carry a fractional part
+	// (1795352598.824373, never 1795352598). Sidekiq 6.x, 7.x and 8.x all read it. This is
+	// the default.
+	TimeSeconds TimeFormat = iota
+	// TimeMillis writes integer epoch milliseconds as Sidekiq 8 does. Only choose it when
+	// every Ruby process and Web UI reading the data runs Sidekiq 8 or later: 6.x and 7.x
+	// read milliseconds as seconds and show dates in the year 58,000.
+	TimeMillis
+)
+
+// String names the format.
+func (f TimeFormat) String() string {
+	if f == TimeMillis {
+		return "millis"
+	}
+	return "seconds"
+}
+
+// msThreshold separates integer seconds from integer milliseconds. Sidekiq 8 decides by JSON
+// type alone (integer = milliseconds); third-party producers write integer seconds, which no
+// real millisecond timestamp after 1973 can be confused with.
+const msThreshold = 1e11
+
+// parseTimestamp reads a payload timestamp: float seconds, integer milliseconds (or integer
+// seconds from third-party producers), or a numeric string holding either.
+func parseTimestamp(raw []byte) (time.Time, bool) {
+	switch jsonwire.KindOf(raw) {
+	case jsonwire.Number:
+		return parseNumericTime(string(raw))
+	case jsonwire.String:
+		s, err := jsonwire.Unquote(raw)
+		if err != nil {
+			return time.Time{}, false
+		}
+		return parseNumericTime(s)
+	}
+	return time.Time{}, false
+}
+
+func parseNumericTime(s string) (time.Time, bool) {
+	if s == "" {
+		return time.Time{}, false
+	}
+	isFloat := false
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '.' || c == 'e' || c == 'E' {
+			isFloat = true
+			break
+		}
+	}
+	if !isFloat {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		if n < msThreshold && n > -msThreshold {
+			return time.Unix(n, 0), true
+		}
+		return time.UnixMilli(n), true
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e15 {
+		return time.Time{}, false
+	}
+	return floatSecondsToTime(f), true
+}
+
+func floatSecondsToTime(f float64) time.Time {
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(math.Round(frac*1e9)))
+}
+
+// epochSeconds converts t to float epoch seconds, the unit of sorted-set scores.
+func epochSeconds(t time.Time) float64 {
+	return float64(t.UnixNano()) / 1e9
+}
+
+// appendTimestamp writes t in the chosen format.
+func appendTimestamp(buf []byte, t time.Time, f TimeFormat) []byte {
+	if f == TimeMillis {
+		return strconv.AppendInt(buf, t.UnixMilli(), 10)
+	}
+	return jsonwire.AppendFloat(buf, epochSeconds(t))
+}
+
+// formatScore renders a sorted-set score as Sidekiq does (float seconds as a string).
+func formatScore(t time.Time) string {
+	return string(jsonwire.AppendFloat(nil, epochSeconds(t)))
+}
