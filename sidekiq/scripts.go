@@ -1,0 +1,126 @@
+package sidekiq
+
+import "github.com/redis/go-redis/v9"
+
+// Every Lua script Ferry's core runs. Each runs atomically in Redis; go-redis sends EVALSHA
+// and falls back to EVAL when the script is not cached (after a Redis restart, say).
+
+// fetchScript moves up to ARGV[1] jobs from queues into this process's in-progress lists,
+// in one atomic step: a job is always in exactly one list, never only in memory.
+//
+//	KEYS[1..n]     queue:<q> for each queue, in the order to try
+//	KEYS[n+1..2n]  the in-progress list of each of those queues
+//	ARGV[1]        how many jobs to take at most
+//	ARGV[2..n+1]   how many more jobs each queue may give (-1 = no cap)
+//	ARGV[n+2..]    optional: for each job slot, the queue (1-based) to try first; the
+//	               others are then tried in KEYS order
+//
+// Returns a flat array: queue index (1-based), payload, queue index, payload, ...
+// Jobs are taken from the tail (Sidekiq pushes with LPUSH and pops with BRPOP) and pushed
+// onto the head of the in-progress list.
+var fetchScript = redis.NewScript(`
+local n = #KEYS / 2
+local want = tonumber(ARGV[1])
+local allow = {}
+for i = 1, n do allow[i] = tonumber(ARGV[1 + i]) end
+local npicks = #ARGV - 1 - n
+local out = {}
+local function take(i)
+  if allow[i] == 0 then return false end
+  local job = redis.call('RPOP', KEYS[i])
+  if not job then
+    allow[i] = 0
+    return false
+  end
+  redis.call('LPUSH', KEYS[n + i], job)
+  if allow[i] > 0 then allow[i] = allow[i] - 1 end
+  out[#out + 1] = i
+  out[#out + 1] = job
+  return true
+end
+for s = 1, want do
+  local got = false
+  if s <= npicks then got = take(tonumber(ARGV[1 + n + s])) end
+  if not got then
+    for i = 1, n do
+      if take(i) then
+        got = true
+        break
+      end
+    end
+  end
+  if not got then break end
+end
+return out
+`)
+
+// requeueScript returns every job of one in-progress list to the head of its queue (the end
+// the next fetch takes from), oldest first, and deletes the list. With a liveness key it
+// does nothing while that key exists, so a live process's jobs are never taken; because
+// the list is emptied in the same step, a job is returned once however many processes run
+// the script.
+//
+//	KEYS[1]  the in-progress list
+//	KEYS[2]  queue:<q>
+//	KEYS[3]  the in-progress index hash
+//	KEYS[4]  optional: the owner's process hash; if it exists, nothing happens
+//	ARGV[1]  the field of KEYS[1] in the index
+//
+// Returns the number of jobs returned, or -1 when the owner is alive.
+var requeueScript = redis.NewScript(`
+if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+local jobs = redis.call('LRANGE', KEYS[1], 0, -1)
+for i = 1, #jobs do
+  redis.call('RPUSH', KEYS[2], jobs[i])
+end
+redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return #jobs
+`)
+
+// requeueOneScript returns one job that this process holds to the head of its queue: used
+// for jobs fetched after a quiet or stop began, and for jobs whose run was abandoned.
+//
+//	KEYS[1]  the in-progress list
+//	KEYS[2]  queue:<q>
+//	ARGV[1]  the job's exact bytes
+//
+// Returns 1 if the job was in the list (and is now back in its queue), 0 otherwise.
+var requeueOneScript = redis.NewScript(`
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+`)
+
+// promoteScript moves due jobs from the schedule or retry set onto their queues. The Go
+// side has already rewritten each payload (enqueued_at set, "at" removed); the ZREM guard
+// makes sure a member is moved by one process only, once.
+//
+//	KEYS[1]    the sorted set (schedule or retry)
+//	KEYS[2]    the queues set
+//	KEYS[3]    the dead set
+//	KEYS[4..]  queue:<q> for each destination queue
+//	ARGV       groups of four: original member, new payload, destination, name.
+//	           destination k > 0 pushes onto KEYS[3 + k] and adds name to the queues set;
+//	           destination 0 buries the new payload in the dead set, with name as its score
+//	           (for members that are not runnable jobs).
+//
+// Returns how many members this call moved.
+var promoteScript = redis.NewScript(`
+local moved = 0
+for i = 1, #ARGV, 4 do
+  if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
+    local k = tonumber(ARGV[i + 2])
+    if k == 0 then
+      redis.call('ZADD', KEYS[3], ARGV[i + 3], ARGV[i + 1])
+    else
+      redis.call('SADD', KEYS[2], ARGV[i + 3])
+      redis.call('LPUSH', KEYS[3 + k], ARGV[i + 1])
+    end
+    moved = moved + 1
+  end
+end
+return moved
+`)
