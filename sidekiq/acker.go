@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
 
@@ -81,11 +80,9 @@ func (a *acker) loop() {
 }
 
 func (a *acker) write(ctx context.Context, batch []*unit) error {
-	_, err := a.s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, u := range batch {
-			p.LRem(ctx, a.s.pkeys[u.q], 1, u.raw)
-		}
-		return nil
-	})
-	return err
+	args := make([]any, 0, 2*len(batch))
+	for _, u := range batch {
+		args = append(args, u.q+1, u.raw)
+	}
+	return ackScript.Run(ctx, a.s.rdb, a.s.pkeys, args...).Err()
 }

@@ -58,6 +58,14 @@ type Config struct {
 	// QueueMode forces strict, weighted or ranked ordering. Default: QueueModeAuto (strict
 	// without weights, weighted with any).
 	QueueMode QueueMode
+	// Prefetch is the most jobs beyond Concurrency that may be fetched ahead, so a server
+	// running short jobs moves them in large batches. The server prefetches only what its
+	// workers would finish within about 10 ms at the job durations it observes: short jobs
+	// get the full amount, jobs of 100 ms or more get none, so slow jobs are never hoarded
+	// away from other processes. Prefetched jobs are already in this process's in-progress
+	// list (never only in memory) and go back to their queues on quiet or stop.
+	// Default: 100. Set it to -1 to fetch only for free slots.
+	Prefetch int
 	// QueueLimits caps how many jobs of a queue run at once, so slow jobs of one queue
 	// cannot take every slot. Queues not listed are capped only by Concurrency. Default:
 	// none.
@@ -131,6 +139,12 @@ func (c *Config) withDefaults() (Config, []queueSpec, QueueMode, error) {
 	}
 	if out.Concurrency <= 0 {
 		out.Concurrency = 10
+	}
+	if out.Prefetch == 0 {
+		out.Prefetch = 100
+	}
+	if out.Prefetch < 0 {
+		out.Prefetch = 0
 	}
 	if len(out.Queues) == 0 {
 		out.Queues = []string{"default"}

@@ -28,7 +28,7 @@ func (s *Server) fetchLoop() {
 			return
 		}
 		free := s.freeSlots()
-		if free <= 0 {
+		if free <= 0 || !s.worthFetching(free) {
 			select {
 			case <-s.freed:
 			case <-s.quietCh:
@@ -99,7 +99,45 @@ func allAtCap(allow []int) bool {
 
 // freeSlots is how many more jobs may be taken now.
 func (s *Server) freeSlots() int {
-	return s.cfg.Concurrency - int(s.outstanding.Load())
+	return s.cfg.Concurrency + s.prefetch() - int(s.outstanding.Load())
+}
+
+// worthFetching batches refills: fetch when a worker is (about to be) idle, or when at
+// least half the prefetch room is free, so a busy server moves jobs in large batches
+// instead of one round trip per finished job.
+func (s *Server) worthFetching(free int) bool {
+	if int(s.outstanding.Load()) < s.cfg.Concurrency {
+		return true
+	}
+	return free >= (s.prefetch()+1)/2
+}
+
+// prefetchHorizon is how much work, in time, a server fetches ahead of its workers.
+const prefetchHorizon = 10 * time.Millisecond
+
+// prefetch is how many jobs to fetch ahead now: what the workers would finish within
+// prefetchHorizon at the average job duration observed, at most Config.Prefetch.
+func (s *Server) prefetch() int {
+	if s.cfg.Prefetch <= 0 {
+		return 0
+	}
+	avg := s.avgJobNanos.Load()
+	if avg <= 0 {
+		return min(s.cfg.Prefetch, s.cfg.Concurrency)
+	}
+	return int(min(int64(s.cfg.Prefetch), int64(s.cfg.Concurrency)*int64(prefetchHorizon)/avg))
+}
+
+// observeDuration folds one job's run time into the moving average prefetch uses.
+// Concurrent updates may overwrite each other; the average stays a fair estimate.
+func (s *Server) observeDuration(d time.Duration) {
+	n := max(int64(d), 1)
+	old := s.avgJobNanos.Load()
+	if old == 0 {
+		s.avgJobNanos.Store(n)
+		return
+	}
+	s.avgJobNanos.Store(old + (n-old)/16)
 }
 
 // allowances is, per queue, how many more jobs its cap allows (-1: no cap).

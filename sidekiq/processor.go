@@ -43,8 +43,10 @@ func (s *Server) process(u *unit, tid string) {
 	}
 
 	s.running.Store(tid, u)
+	began := time.Now() // monotonic, whatever Config.Clock says
 	err = s.perform(job)
 	s.running.Delete(tid)
+	s.observeDuration(time.Since(began))
 
 	if u.abandoned.Load() {
 		return // shutdown gave up on this run; the job was pushed back to its queue

@@ -6,52 +6,76 @@ import "github.com/redis/go-redis/v9"
 // and falls back to EVAL when the script is not cached (after a Redis restart, say).
 
 // fetchScript moves up to ARGV[1] jobs from queues into this process's in-progress lists,
-// in one atomic step: a job is always in exactly one list, never only in memory.
+// in one atomic step: a job is always in exactly one list, never only in memory. Needs
+// Redis 6.2 or later (RPOP with a count).
 //
 //	KEYS[1..n]     queue:<q> for each queue, in the order to try
 //	KEYS[n+1..2n]  the in-progress list of each of those queues
-//	ARGV[1]        how many jobs to take at most
+//	ARGV[1]        how many jobs to take at most (at most a few thousand)
 //	ARGV[2..n+1]   how many more jobs each queue may give (-1 = no cap)
-//	ARGV[n+2..]    optional: for each job slot, the queue (1-based) to try first; the
-//	               others are then tried in KEYS order
+//	ARGV[n+2..]    optional, weighted mode: for each job slot, the queue (1-based) drawn
+//	               for it; each queue first gets the slots drawn for it, and slots left
+//	               over (a queue ran dry) go to the queues in KEYS order
 //
 // Returns a flat array: queue index (1-based), payload, queue index, payload, ...
-// Jobs are taken from the tail (Sidekiq pushes with LPUSH and pops with BRPOP) and pushed
-// onto the head of the in-progress list.
+// Jobs are taken from the tail (Sidekiq pushes with LPUSH and pops with BRPOP), oldest
+// first, and pushed onto the head of the in-progress list.
 var fetchScript = redis.NewScript(`
 local n = #KEYS / 2
 local want = tonumber(ARGV[1])
 local allow = {}
 for i = 1, n do allow[i] = tonumber(ARGV[1 + i]) end
-local npicks = #ARGV - 1 - n
 local out = {}
-local function take(i)
-  if allow[i] == 0 then return false end
-  local job = redis.call('RPOP', KEYS[i])
-  if not job then
+local function take(i, k)
+  if k <= 0 or allow[i] == 0 then return 0 end
+  if allow[i] > 0 and k > allow[i] then k = allow[i] end
+  local jobs = redis.call('RPOP', KEYS[i], k)
+  if not jobs then
     allow[i] = 0
-    return false
+    return 0
   end
-  redis.call('LPUSH', KEYS[n + i], job)
-  if allow[i] > 0 then allow[i] = allow[i] - 1 end
-  out[#out + 1] = i
-  out[#out + 1] = job
-  return true
+  redis.call('LPUSH', KEYS[n + i], unpack(jobs))
+  if #jobs < k then
+    allow[i] = 0
+  elseif allow[i] > 0 then
+    allow[i] = allow[i] - #jobs
+  end
+  for _, job in ipairs(jobs) do
+    out[#out + 1] = i
+    out[#out + 1] = job
+  end
+  return #jobs
 end
-for s = 1, want do
-  local got = false
-  if s <= npicks then got = take(tonumber(ARGV[1 + n + s])) end
-  if not got then
-    for i = 1, n do
-      if take(i) then
-        got = true
-        break
-      end
-    end
+local left = want
+if #ARGV > 1 + n then
+  local quota = {}
+  for s = n + 2, #ARGV do
+    local q = tonumber(ARGV[s])
+    quota[q] = (quota[q] or 0) + 1
   end
-  if not got then break end
+  for i = 1, n do
+    if quota[i] then left = left - take(i, quota[i]) end
+  end
+end
+for i = 1, n do
+  if left <= 0 then break end
+  left = left - take(i, left)
 end
 return out
+`)
+
+// ackScript removes finished jobs from the in-progress lists, many per call.
+//
+//	KEYS[1..n]  in-progress lists
+//	ARGV        pairs: list index (1-based), the job's exact bytes
+//
+// Returns how many were removed.
+var ackScript = redis.NewScript(`
+local removed = 0
+for i = 1, #ARGV, 2 do
+  removed = removed + redis.call('LREM', KEYS[tonumber(ARGV[i])], 1, ARGV[i + 1])
+end
+return removed
 `)
 
 // requeueScript returns every job of one in-progress list to the head of its queue (the end

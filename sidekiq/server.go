@@ -63,6 +63,7 @@ type Server struct {
 	fetchers    sync.WaitGroup
 	bg          sync.WaitGroup
 	outstanding atomic.Int64
+	avgJobNanos atomic.Int64 // moving average of job run time, for prefetch
 	queueBusy   []atomic.Int64
 	freed       chan struct{}
 
@@ -177,7 +178,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.pkeys[i] = s.keys.inprogress(s.identity, q.name)
 	}
 	s.queueBusy = make([]atomic.Int64, len(s.specs))
-	s.work = make(chan *unit, s.cfg.Concurrency+len(s.specs)+1)
+	s.work = make(chan *unit, s.cfg.Concurrency+s.cfg.Prefetch+len(s.specs)+1)
 	s.bgCtx, s.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.jobCtx, s.jobCancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.acker = newAcker(s)
