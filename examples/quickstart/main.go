@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -29,19 +30,19 @@ import (
 )
 
 func main() {
-	if err := run(context.Background()); err != nil {
+	if err := run(context.Background(), os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context) error {
+func run(ctx context.Context, out io.Writer) error {
 	rdb, where, cleanup, err := connect()
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	fmt.Println("Redis:", where)
+	fmt.Fprintln(out, "Redis:", where)
 
 	// 1. Push jobs, as a Go service handing work to Ruby (or to Go) would.
 	client := sidekiq.NewClient(rdb, nil)
@@ -49,37 +50,37 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println("pushed HardWorker       jid", jid)
+	fmt.Fprintln(out, "pushed HardWorker       jid", jid)
 	jids, err := client.PushBulk(ctx, "IndexWorker", [][]any{{1}, {2}, {3}}, sidekiq.Queue("low"))
 	if err != nil {
 		return err
 	}
-	fmt.Println("pushed 3 × IndexWorker  jids", jids)
+	fmt.Fprintln(out, "pushed 3 × IndexWorker  jids", jids)
 	jid, err = client.Push(ctx, "ReportWorker", []any{"daily"}, sidekiq.In(2*time.Second))
 	if err != nil {
 		return err
 	}
-	fmt.Println("scheduled ReportWorker  jid", jid, "to run in 2s")
+	fmt.Fprintln(out, "scheduled ReportWorker  jid", jid, "to run in 2s")
 	jid, err = client.Push(ctx, "FlakyWorker", nil, sidekiq.Retry(3))
 	if err != nil {
 		return err
 	}
-	fmt.Println("pushed FlakyWorker      jid", jid, "(fails once, then succeeds)")
+	fmt.Fprintln(out, "pushed FlakyWorker      jid", jid, "(fails once, then succeeds)")
 
 	// 2. What a Ruby process or the Web UI now sees.
-	fmt.Println("\nIn Redis now:")
+	fmt.Fprintln(out, "\nIn Redis now:")
 	for _, q := range []string{"default", "low"} {
 		payloads, err := rdb.LRange(ctx, "queue:"+q, 0, -1).Result()
 		if err != nil {
 			return err
 		}
 		for _, p := range payloads {
-			fmt.Printf("  queue:%-8s %s\n", q, p)
+			fmt.Fprintf(out, "  queue:%-8s %s\n", q, p)
 		}
 	}
 	sched, _ := rdb.ZRangeWithScores(ctx, "schedule", 0, -1).Result()
 	for _, z := range sched {
-		fmt.Printf("  schedule @%.3f %s\n", z.Score, z.Member)
+		fmt.Fprintf(out, "  schedule @%.3f %s\n", z.Score, z.Member)
 	}
 
 	// 3. Work them with a Ferry server.
@@ -99,32 +100,32 @@ func run(ctx context.Context) error {
 		if err := job.DecodeArgs(&name, &count, &ratio, &opts); err != nil {
 			return sidekiq.Discard(err)
 		}
-		fmt.Printf("ran HardWorker(%q, %d, %.1f, %v)\n", name, count, ratio, opts)
+		fmt.Fprintf(out, "ran HardWorker(%q, %d, %.1f, %v)\n", name, count, ratio, opts)
 		wg.Done()
 		return nil
 	}))
 	srv.Handle("IndexWorker", sidekiq.HandlerFunc(func(ctx context.Context, job *sidekiq.Job) error {
-		fmt.Printf("ran IndexWorker%s\n", job.Args)
+		fmt.Fprintf(out, "ran IndexWorker%s\n", job.Args)
 		wg.Done()
 		return nil
 	}))
 	srv.Handle("ReportWorker", sidekiq.HandlerFunc(func(ctx context.Context, job *sidekiq.Job) error {
 		late := time.Since(job.CreatedAt.Add(2 * time.Second)).Round(time.Millisecond)
-		fmt.Printf("ran ReportWorker%s, scheduled, %v after its time\n", job.Args, late)
+		fmt.Fprintf(out, "ran ReportWorker%s, scheduled, %v after its time\n", job.Args, late)
 		wg.Done()
 		return nil
 	}))
 	var flakyRuns atomic.Int32
 	srv.Handle("FlakyWorker", sidekiq.HandlerFunc(func(ctx context.Context, job *sidekiq.Job) error {
 		if flakyRuns.Add(1) == 1 {
-			fmt.Println("ran FlakyWorker: failing once; it goes to the retry set")
+			fmt.Fprintln(out, "ran FlakyWorker: failing once; it goes to the retry set")
 			return errors.New("temporary failure")
 		}
-		fmt.Printf("ran FlakyWorker again (retry_count %d): ok\n", *job.RetryCount)
+		fmt.Fprintf(out, "ran FlakyWorker again (retry_count %d): ok\n", *job.RetryCount)
 		wg.Done()
 		return nil
 	}))
-	fmt.Println("\nServer", srv.Identity(), "starting")
+	fmt.Fprintln(out, "\nServer", srv.Identity(), "starting")
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
@@ -133,7 +134,7 @@ func run(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		fmt.Println("timed out waiting for the jobs")
+		return errors.New("timed out waiting for the jobs")
 	}
 	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -142,7 +143,7 @@ func run(ctx context.Context) error {
 	}
 	processed, _ := rdb.Get(ctx, "stat:processed").Result()
 	failed, _ := rdb.Get(ctx, "stat:failed").Result()
-	fmt.Printf("\nstopped. stat:processed=%s stat:failed=%s, queues empty: %v\n", processed, failed, empty(ctx, rdb))
+	fmt.Fprintf(out, "\nstopped. stat:processed=%s stat:failed=%s, queues empty: %v\n", processed, failed, empty(ctx, rdb))
 	return nil
 }
 
