@@ -173,23 +173,19 @@ func (j *Job) decode(data []byte) error {
 			j.Retry = parseRetry(v)
 			return nil
 		case "wrapped":
-			if kind == jsonwire.String {
-				j.Wrapped, err = jsonwire.Unquote(v)
+			if ok, err := optString(kind, v, &j.Wrapped); ok || err != nil {
 				return err
 			}
 		case "retry_queue":
-			if kind == jsonwire.String {
-				j.RetryQueue, err = jsonwire.Unquote(v)
+			if ok, err := optString(kind, v, &j.RetryQueue); ok || err != nil {
 				return err
 			}
 		case "error_class":
-			if kind == jsonwire.String {
-				j.ErrorClass, err = jsonwire.Unquote(v)
+			if ok, err := optString(kind, v, &j.ErrorClass); ok || err != nil {
 				return err
 			}
 		case "error_message":
-			if kind == jsonwire.String {
-				j.ErrorMessage, err = jsonwire.Unquote(v)
+			if ok, err := optString(kind, v, &j.ErrorMessage); ok || err != nil {
 				return err
 			}
 		case "retry_count":
@@ -227,6 +223,21 @@ func (j *Job) decode(data []byte) error {
 		return &PayloadError{Field: "args", Reason: "missing"}
 	}
 	return nil
+}
+
+// optString sets *dst from a JSON string and reports whether it did. An empty string is
+// not set, so it stays in Extra and is written back: the field cannot tell "" from absent,
+// and Ruby can (raise Foo, "" stores "error_message":"").
+func optString(kind jsonwire.Kind, v []byte, dst *string) (bool, error) {
+	if kind != jsonwire.String {
+		return false, nil
+	}
+	s, err := jsonwire.Unquote(v)
+	if err != nil || s == "" {
+		return false, err
+	}
+	*dst = s
+	return true, nil
 }
 
 func timeIndex(key string) int {

@@ -96,8 +96,10 @@ func parseRetry(raw []byte) RetryPolicy {
 		}
 		return RetryPolicy{kind: retryFalse}
 	case jsonwire.Number:
-		if n, ok := parseIntegral(raw); ok {
-			return RetryPolicy{kind: retryCount, n: n}
+		// Only an integer literal is a count: Sidekiq checks msg_retry.is_a?(Integer), so
+		// 5.0 means the default and must be written back as 5.0 (it goes to other).
+		if n, err := strconv.ParseInt(string(raw), 10, 0); err == nil {
+			return RetryPolicy{kind: retryCount, n: int(n)}
 		}
 	}
 	return RetryPolicy{kind: retryOther, other: append(json.RawMessage(nil), raw...)}
