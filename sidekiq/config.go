@@ -85,11 +85,12 @@ type Config struct {
 	// Hostname is the host part of the process identity. Default: $DYNO, else os.Hostname.
 	Hostname string
 	// HeartbeatInterval is how often the process record, running jobs and statistics are
-	// written and remote signals read. Default: 5 s (Sidekiq 6; 7 and 8 use 10 s).
+	// written and remote signals read. Default: 5 s (Sidekiq 6; 7 and 8 use 10 s). It is
+	// lowered to ProcessTTL/3 when longer, so a live process never looks dead.
 	HeartbeatInterval time.Duration
 	// ProcessTTL is how long the process record lives without a heartbeat; a process
 	// silent for longer is dead and its in-progress jobs are recovered. Default: 60 s, what
-	// the Web UI expects. Lower it only in tests.
+	// the Web UI expects. Lower it only in tests (HeartbeatInterval follows it down).
 	ProcessTTL time.Duration
 	// RecoverInterval is how often in-progress jobs of dead processes are looked for.
 	// Default: 30 s (and once at start).
@@ -157,6 +158,12 @@ func (c *Config) withDefaults() (Config, []queueSpec, QueueMode, error) {
 	}
 	if out.ProcessTTL <= 0 {
 		out.ProcessTTL = 60 * time.Second
+	}
+	if limit := out.ProcessTTL / 3; out.HeartbeatInterval > limit {
+		// The record must outlive a few beats: with a heartbeat slower than ProcessTTL a
+		// live process would look dead between beats and other processes' recoverers would
+		// take (and run again) the jobs it is running.
+		out.HeartbeatInterval = max(limit, time.Millisecond)
 	}
 	if out.RecoverInterval <= 0 {
 		out.RecoverInterval = 30 * time.Second
