@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,7 +133,7 @@ func TestFailureWritesSidekiqRetryEntry(t *testing.T) {
 		if got := e2.At.Sub(e2.RetriedAt); got < 16*time.Second-time.Microsecond || got > 34*time.Second+time.Microsecond {
 			t.Fatalf("second retry in %v, want 1⁴+15 s plus up to 18 s of jitter", got)
 		}
-		if !containsBytes(e2.Raw(), rawField(t, firstRaw, "failed_at")) || !containsBytes(e2.Raw(), rawField(t, firstRaw, "created_at")) {
+		if !strings.Contains(string(e2.Raw()), rawField(t, firstRaw, "failed_at")) || !strings.Contains(string(e2.Raw()), rawField(t, firstRaw, "created_at")) {
 			t.Fatalf("failed_at/created_at not kept byte for byte:\n%s\n%s", firstRaw, e2.Raw())
 		}
 	})
@@ -141,23 +142,10 @@ func TestFailureWritesSidekiqRetryEntry(t *testing.T) {
 // sameInstant compares times to the microsecond: float epoch seconds carry no more.
 func sameInstant(a, b time.Time) bool { return a.Sub(b).Abs() <= time.Microsecond }
 
-func containsBytes(b []byte, sub string) bool {
-	return len(sub) > 0 && len(b) >= len(sub) && (string(b) == sub || indexOf(string(b), sub) >= 0)
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
-}
-
 // rawField returns `"key":value` as it appears in raw.
 func rawField(t *testing.T, raw, key string) string {
 	t.Helper()
-	i := indexOf(raw, `"`+key+`":`)
+	i := strings.Index(raw, `"`+key+`":`)
 	if i < 0 {
 		t.Fatalf("%s not in %s", key, raw)
 	}
@@ -367,9 +355,9 @@ func TestInvalidPayloadsGoToDeadSet(t *testing.T) {
 		members, _ := rdb.ZRange(ctx, "dead", 0, -1).Result()
 		annotated := 0
 		for _, m := range members {
-			if indexOf(m, `"error_class":"Ferry::InvalidPayload"`) >= 0 {
+			if strings.Contains(m, `"error_class":"Ferry::InvalidPayload"`) {
 				annotated++
-				if indexOf(m, `"args\" must be a JSON array`) < 0 && indexOf(m, `\"class\" missing`) < 0 {
+				if !strings.Contains(m, `"args\" must be a JSON array`) && !strings.Contains(m, `\"class\" missing`) {
 					t.Errorf("dead entry does not say what is wrong: %s", m)
 				}
 			}
@@ -467,7 +455,7 @@ func TestDeadSetTrimmed(t *testing.T) {
 		t.Fatalf("dead set has %d, want 3 (DeadMaxJobs 4 keeps 3, as Sidekiq)", len(members))
 	}
 	for _, m := range members {
-		if indexOf(m, `"Old"`) >= 0 {
+		if strings.Contains(m, `"Old"`) {
 			t.Fatal("an entry older than DeadTimeout was kept")
 		}
 	}

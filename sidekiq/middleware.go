@@ -73,19 +73,28 @@ func splitMiddleware(mws []Middleware) (push []PushMiddleware, run []RunMiddlewa
 	return push, run
 }
 
-// runPushChain runs mws around last.
-func runPushChain(ctx context.Context, mws []PushMiddleware, job *Job, last func(context.Context) error) error {
-	if len(mws) == 0 {
-		return last(ctx)
-	}
+// runChain runs the middleware around last, each calling the next through call.
+func runChain[M any](ctx context.Context, mws []M, call func(M, context.Context, func(context.Context) error) error, last func(context.Context) error) error {
 	var step func(i int) func(context.Context) error
 	step = func(i int) func(context.Context) error {
 		if i == len(mws) {
 			return last
 		}
-		return func(ctx context.Context) error {
-			return mws[i].InterceptPush(ctx, job, step(i+1))
-		}
+		return func(ctx context.Context) error { return call(mws[i], ctx, step(i+1)) }
 	}
 	return step(0)(ctx)
+}
+
+// runPushChain runs push middleware around last.
+func runPushChain(ctx context.Context, mws []PushMiddleware, job *Job, last func(context.Context) error) error {
+	return runChain(ctx, mws, func(m PushMiddleware, ctx context.Context, next func(context.Context) error) error {
+		return m.InterceptPush(ctx, job, next)
+	}, last)
+}
+
+// runRunChain runs run middleware around last.
+func runRunChain(ctx context.Context, mws []RunMiddleware, job *Job, last func(context.Context) error) error {
+	return runChain(ctx, mws, func(m RunMiddleware, ctx context.Context, next func(context.Context) error) error {
+		return m.InterceptRun(ctx, job, next)
+	}, last)
 }

@@ -87,22 +87,6 @@ func (s *Server) perform(job *Job) (err error) {
 	return runRunChain(ctx, s.runMW, job, last)
 }
 
-func runRunChain(ctx context.Context, mws []RunMiddleware, job *Job, last func(context.Context) error) error {
-	if len(mws) == 0 {
-		return last(ctx)
-	}
-	var step func(i int) func(context.Context) error
-	step = func(i int) func(context.Context) error {
-		if i == len(mws) {
-			return last
-		}
-		return func(ctx context.Context) error {
-			return mws[i].InterceptRun(ctx, job, step(i+1))
-		}
-	}
-	return step(0)(ctx)
-}
-
 type jobCtxKey struct{}
 
 func withJob(ctx context.Context, job *Job) context.Context {
