@@ -129,10 +129,25 @@ func (c *Client) pushBuilt(ctx context.Context, job *Job, runAt time.Time) (stri
 	pushed := false
 	err := runPushChain(ctx, c.push, job, func(ctx context.Context) error {
 		pushed = true
-		return c.write(ctx, []*Job{job}, runAt)
+		job.guards = pushGuardsFrom(ctx)
+		if err := validateGuards(job.guards); err != nil {
+			return err
+		}
+		held, err := c.write(ctx, []*Job{job}, runAt)
+		if err != nil {
+			return err
+		}
+		if held[0] != nil {
+			return held[0]
+		}
+		return nil
 	})
 	switch {
 	case err != nil:
+		var held *GuardHeldError
+		if errors.As(err, &held) {
+			return held.Holder, err
+		}
 		if errors.Is(err, ErrPushStopped) {
 			var stop *PushStoppedError
 			if errors.As(err, &stop) {
@@ -149,8 +164,8 @@ func (c *Client) pushBuilt(ctx context.Context, job *Job, runAt time.Time) (stri
 // PushBulk enqueues one job per element of argsList, all of the same class and options,
 // writing them in MULTI/EXEC batches of BulkBatchSize (one round trip per batch, not per
 // job). It returns the jids in argsList order; a job stopped by push middleware has an empty
-// jid. On a Redis error the jobs of earlier batches stay pushed, and the error says how many
-// were.
+// jid, as has a job whose PushGuard was held. On a Redis error the jobs of earlier batches
+// stay pushed, and the error says how many were.
 func (c *Client) PushBulk(ctx context.Context, class string, argsList [][]any, opts ...PushOption) ([]string, error) {
 	s := collectPushOptions(opts)
 	runAt := s.runAt(c.cfg.Clock.Now())
@@ -162,11 +177,14 @@ func (c *Client) PushBulk(ctx context.Context, class string, argsList [][]any, o
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := c.write(ctx, batch, runAt); err != nil {
+		held, err := c.write(ctx, batch, runAt)
+		if err != nil {
 			return fmt.Errorf("sidekiq: PushBulk: %d of %d jobs pushed before: %w", pushedCount, len(argsList), err)
 		}
 		for i, j := range batch {
-			jids[batchIdx[i]] = j.JID
+			if held[i] == nil {
+				jids[batchIdx[i]] = j.JID
+			}
 		}
 		pushedCount += len(batch)
 		batch, batchIdx = batch[:0], batchIdx[:0]
@@ -179,9 +197,10 @@ func (c *Client) PushBulk(ctx context.Context, class string, argsList [][]any, o
 		}
 		s.jid = "" // JID applies to the first job only
 		accepted := false
-		err = runPushChain(ctx, c.push, job, func(context.Context) error {
+		err = runPushChain(ctx, c.push, job, func(ctx context.Context) error {
 			accepted = true
-			return nil
+			job.guards = pushGuardsFrom(ctx)
+			return validateGuards(job.guards)
 		})
 		if err != nil && !errors.Is(err, ErrPushStopped) {
 			return jids, fmt.Errorf("sidekiq: PushBulk: job %d: %w", i, err)
@@ -251,28 +270,41 @@ func (c *Client) fill(job *Job, s *pushSettings) error {
 }
 
 // write stores jobs in one MULTI/EXEC: LPUSH onto their queues (with enqueued_at set now)
-// and SADD queues, or ZADD schedule at runAt (with no enqueued_at) when runAt is set.
-func (c *Client) write(ctx context.Context, jobs []*Job, runAt time.Time) error {
+// and SADD queues, or ZADD schedule at runAt (with no enqueued_at) when runAt is set. A job
+// with PushGuards goes through guardedPushScript in the same round trip instead; held[i] is
+// set when job i was not pushed because one of its guards was held.
+func (c *Client) write(ctx context.Context, jobs []*Job, runAt time.Time) (held []*GuardHeldError, err error) {
 	now := c.cfg.Clock.Now()
-	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		if !runAt.IsZero() {
-			score := epochSeconds(runAt)
-			members := make([]redis.Z, len(jobs))
-			for i, j := range jobs {
-				j.EnqueuedAt = time.Time{}
-				members[i] = redis.Z{Score: score, Member: j.AppendJSON(nil, c.cfg.TimeFormat)}
-			}
-			p.ZAdd(ctx, c.keys.schedule(), members...)
-			return nil
-		}
+	var guarded map[int]*redis.Cmd
+	_, err = c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		var members []redis.Z
 		byQueue := make(map[string][]any, 1)
 		var order []string
-		for _, j := range jobs {
-			j.EnqueuedAt = now
-			if _, ok := byQueue[j.Queue]; !ok {
-				order = append(order, j.Queue)
+		for i, j := range jobs {
+			if runAt.IsZero() {
+				j.EnqueuedAt = now
+			} else {
+				j.EnqueuedAt = time.Time{}
 			}
-			byQueue[j.Queue] = append(byQueue[j.Queue], j.AppendJSON(nil, c.cfg.TimeFormat))
+			payload := j.AppendJSON(nil, c.cfg.TimeFormat)
+			switch {
+			case len(j.guards) > 0:
+				if guarded == nil {
+					guarded = make(map[int]*redis.Cmd)
+				}
+				keys, args := c.guardArgs(j, payload, runAt)
+				guarded[i] = guardedPushScript.Eval(ctx, p, keys, args...)
+			case !runAt.IsZero():
+				members = append(members, redis.Z{Score: epochSeconds(runAt), Member: payload})
+			default:
+				if _, ok := byQueue[j.Queue]; !ok {
+					order = append(order, j.Queue)
+				}
+				byQueue[j.Queue] = append(byQueue[j.Queue], payload)
+			}
+		}
+		if len(members) > 0 {
+			p.ZAdd(ctx, c.keys.schedule(), members...)
 		}
 		for _, q := range order {
 			p.SAdd(ctx, c.keys.queues(), q)
@@ -281,7 +313,19 @@ func (c *Client) write(ctx context.Context, jobs []*Job, runAt time.Time) error 
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sidekiq: push: %w", err)
+		return nil, fmt.Errorf("sidekiq: push: %w", err)
 	}
-	return nil
+	held = make([]*GuardHeldError, len(jobs))
+	for i, cmd := range guarded {
+		err := guardResult(jobs[i], cmd.Val())
+		if err == nil {
+			continue
+		}
+		var h *GuardHeldError
+		if !errors.As(err, &h) {
+			return nil, err
+		}
+		held[i] = h
+	}
+	return held, nil
 }

@@ -68,8 +68,9 @@ type Job struct {
 	// write it.
 	Extra map[string]json.RawMessage
 
-	raw  []byte
-	seen [numTimes]seenTime
+	raw    []byte
+	seen   [numTimes]seenTime
+	guards []PushGuard // set for the duration of one push (see PushGuard)
 }
 
 // The timestamp fields whose original bytes are kept, so that a rewrite of an unchanged

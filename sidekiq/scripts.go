@@ -148,3 +148,37 @@ for i = 1, #ARGV, 4 do
 end
 return moved
 `)
+
+// guardedPushScript pushes one job unless one of its guard keys is held, and sets the
+// guards in the same call (see PushGuard).
+//
+//	KEYS[1]   queue:<q> (immediate) or schedule (scheduled)
+//	KEYS[2]   queues
+//	KEYS[3..] guard keys
+//	ARGV[1]   payload    ARGV[2] queue name    ARGV[3] score, "" for an immediate push
+//	ARGV[4]   jid
+//	then per guard i: ARGV[3+2i] TTL in ms, ARGV[4+2i] flags ("r" reentrant, "x" replace)
+//
+// Returns {1} when pushed, {0, i, holder} when guard i (1-based) is held by holder.
+var guardedPushScript = redis.NewScript(`
+local n = #KEYS - 2
+for i = 1, n do
+  local flags = ARGV[4 + 2 * i]
+  if not string.find(flags, "x", 1, true) then
+    local cur = redis.call("GET", KEYS[2 + i])
+    if cur and not (cur == ARGV[4] and string.find(flags, "r", 1, true)) then
+      return {0, i, cur}
+    end
+  end
+end
+for i = 1, n do
+  redis.call("SET", KEYS[2 + i], ARGV[4], "PX", ARGV[3 + 2 * i])
+end
+if ARGV[3] == "" then
+  redis.call("SADD", KEYS[2], ARGV[2])
+  redis.call("LPUSH", KEYS[1], ARGV[1])
+else
+  redis.call("ZADD", KEYS[1], ARGV[3], ARGV[1])
+end
+return {1}
+`)
