@@ -14,8 +14,8 @@ import (
 // pushed. Unique queue locks (package locks) and outbox delivery markers (package outbox)
 // are built on it.
 //
-// A guard key holds the jid of the job that set it. Attach guards to a push from a push
-// middleware with WithPushGuards. On Redis Cluster, a guarded push touches the guard keys
+// A guard key holds the jid of the job that set it. Attach guards to a push with
+// WithPushGuards, from the caller or from a push middleware. On Redis Cluster, a guarded push touches the guard keys
 // and the queue in one script, so they must hash to the same slot.
 type PushGuard struct {
 	// Key is the guard's Redis key, without the Client's namespace (the Client adds it).
@@ -49,8 +49,9 @@ func (e *GuardHeldError) Is(target error) bool { return target == ErrPushStopped
 
 type pushGuardsKey struct{}
 
-// WithPushGuards returns a context that makes the push it is passed to (through a push
-// middleware's next) conditional on guards, in addition to any guards already in ctx.
+// WithPushGuards returns a context that makes a push conditional on guards, in addition to
+// any guards already in ctx. Pass it to Push, PushJob or PushBulk, or from a push middleware
+// to its next.
 func WithPushGuards(ctx context.Context, guards ...PushGuard) context.Context {
 	prev := pushGuardsFrom(ctx)
 	all := make([]PushGuard, 0, len(prev)+len(guards))
