@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ferryhq/ferry/testutil"
 )
 
 // redisServer is a private redis-server on a fixed port and AOF dir.
@@ -42,7 +44,7 @@ func freePort(t *testing.T) int {
 func startRedis(t *testing.T) *redisServer {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed")
+		testutil.Unavailable(t, "redis-server not installed: %v", err)
 	}
 	s := &redisServer{t: t, dir: t.TempDir(), port: freePort(t)}
 	s.start()
