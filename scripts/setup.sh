@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Installs and starts what Ferry's tests need on a fresh Debian machine: redis-server, ruby,
-# Debian's ruby-sidekiq (6.4.1) and ruby-activejob (6.1). Safe to run again: it only acts on
+# Debian's ruby-sidekiq (6.4.1) and ruby-activejob (6.1), and PostgreSQL on 127.0.0.1:5432
+# with a database "test" that user postgres (password postgres) can use, for the outbox. Safe to run again: it only acts on
 # what is missing. Needs root (or sudo) to install.
 set -euo pipefail
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
     echo "setup: need root to run: $*" >&2; return 1; fi
+}
+
+updated=
+apt_install() {
+  [ -n "$updated" ] || { as_root apt-get update -qq; updated=1; }
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 missing=()
@@ -17,8 +24,7 @@ ruby -e 'require "sidekiq"' 2>/dev/null || missing+=(ruby-sidekiq)
 ruby -e 'require "active_job"' 2>/dev/null || missing+=(ruby-activejob)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt_install "${missing[@]}"
 fi
 
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
@@ -29,4 +35,18 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
-echo "setup: redis $(redis-server --version | awk '{print $3}'), ruby $(ruby -e 'print RUBY_VERSION'), sidekiq $(ruby -e 'require "sidekiq"; print Sidekiq::VERSION')"
+
+pg_up() { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; }
+if ! pg_up; then
+  if ! command -v pg_ctlcluster >/dev/null; then
+    echo "setup: installing postgresql"
+    apt_install postgresql
+  fi
+  echo "setup: starting postgresql"
+  for c in $(pg_lsclusters -h | awk '{print $1 "/" $2}'); do as_root pg_ctlcluster "${c%/*}" "${c#*/}" start || true; done
+  for _ in $(seq 1 50); do pg_up && break; sleep 0.2; done
+  pg_up || { echo "setup: postgresql did not start" >&2; exit 1; }
+  as_root su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+  as_root su postgres -c "psql -tAc \"SELECT 1 FROM pg_database WHERE datname='test'\" | grep -q 1 || createdb test"
+fi
+echo "setup: redis $(redis-server --version | awk '{print $3}'), ruby $(ruby -e 'print RUBY_VERSION'), sidekiq $(ruby -e 'require "sidekiq"; print Sidekiq::VERSION'), postgresql ready"
