@@ -22,6 +22,13 @@
 //     timestamps, retry policies, retry_for, discarded_at, strict and MIME base64 backtraces,
 //     both ActiveJob wrapper names, cattr object and pair forms, short jids, unknown keys)
 //     decode to the right values and survive a re-encode with unknown keys byte for byte.
+//   - Go Server beside Ruby (server_ruby_test.go, process_set_test.go, web_test.go): a
+//     Sidekiq::Worker's perform_async is run by a Go handler with the exact args bytes and
+//     types; a Go Server and the real `sidekiq` binary share one queue of 10,000 jobs
+//     pushed with push_bulk and run each exactly once between them; Sidekiq::ProcessSet and
+//     Sidekiq::Workers list the Go process (identity, concurrency, queues, busy, fresh beat)
+//     and its running jobs; Process#quiet! and #stop! quiet and stop it; Sidekiq::Web's
+//     dashboard, Busy, Queues and stats pages render it (status 200) through Rack.
 //
 // The tests need a real Redis (REDIS_URL, default 127.0.0.1:6379) and, for the Ruby parts,
 // ruby with the sidekiq and activejob gems. With CI=true a missing service fails the suite
