@@ -1,5 +1,5 @@
 # Ferry's tasks. `make test` is the one command that sets up and runs every test.
-.PHONY: help run test setup vet race fuzz bench
+.PHONY: help run test setup vet race fuzz bench load
 
 help: ## list the tasks
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -23,3 +23,6 @@ test: setup vet race fuzz ## set up, then vet, race tests, interop, fuzz
 
 bench: ## micro-benchmarks against the real Redis
 	go test ./sidekiq -run '^$$' -bench . -benchmem
+
+load: ## the load tool: Ruby Sidekiq 6.4.1 vs Ferry on 100,000 jobs (flushes Redis db 14; not while tests run)
+	go run ./internal/cmd/ferrybench run
