@@ -174,7 +174,7 @@ func TestPushOptions(t *testing.T) {
 	}
 }
 
-// TestPushRefusesReservedExtra: Extra("at") and an empty class are errors and write nothing.
+// TestPushRefusesBadInput: Extra("at") and an empty class are errors and write nothing.
 func TestPushRefusesBadInput(t *testing.T) {
 	t.Parallel()
 	rdb, _ := testutil.NewEmbeddedRedis(t)
@@ -390,4 +390,34 @@ func TestPushBulkRoundTrips(t *testing.T) {
 		t.Fatalf("queue holds %d, %d jids", got, len(jids))
 	}
 	t.Logf("%d jobs in %d round trips", n, trips)
+}
+
+// TestPushBulkOptions: JID applies to the first job only, and In sends every job to the
+// schedule set at the same score.
+func TestPushBulkOptions(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		const first = "0123456789abcdef01234567"
+		client := sidekiq.NewClient(rdb, &sidekiq.ClientConfig{Clock: testutil.NewFakeClock(t0)})
+		jids, err := client.PushBulk(ctx, "W", [][]any{{1}, {2}, {3}}, sidekiq.JID(first), sidekiq.In(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if jids[0] != first || jids[1] == first || jids[2] == first || jids[1] == jids[2] {
+			t.Fatalf("jids = %q", jids)
+		}
+		entries, err := testutil.Scheduled(ctx, rdb, "", "schedule")
+		if err != nil || len(entries) != 3 {
+			t.Fatalf("schedule holds %d, %v", len(entries), err)
+		}
+		for _, e := range entries {
+			if !sameInstant(e.At, t0.Add(time.Minute)) || !e.EnqueuedAt.IsZero() {
+				t.Fatalf("%s at %v, enqueued_at %v", e.JID, e.At, e.EnqueuedAt)
+			}
+		}
+		if n, _ := rdb.LLen(ctx, "queue:default").Result(); n != 0 {
+			t.Fatalf("queue holds %d", n)
+		}
+	})
 }
