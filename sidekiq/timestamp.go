@@ -86,9 +86,11 @@ func floatSecondsToTime(f float64) time.Time {
 	return time.Unix(int64(sec), int64(math.Round(frac*1e9)))
 }
 
-// epochSeconds converts t to float epoch seconds, the unit of sorted-set scores.
+// epochSeconds converts t to float epoch seconds, the unit of sorted-set scores. Whole
+// seconds and the fraction are converted apart: float64(UnixNano) rounds to 256 ns first,
+// which wrote 1795352600.25 as 1795352600.2499998.
 func epochSeconds(t time.Time) float64 {
-	return float64(t.UnixNano()) / 1e9
+	return float64(t.Unix()) + float64(t.Nanosecond())/1e9
 }
 
 // appendTimestamp writes t in the chosen format.
