@@ -1,0 +1,168 @@
+package interop
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/sidekiq"
+	"github.com/ferryhq/ferry/testutil"
+)
+
+// rubyCrossJob fails on its first run and records, on its second, what its payload said
+// about the failure. The server middleware exposes the payload hash to the job.
+const rubyCrossJob = `
+class FerryPayload
+  def call(_worker, job, _queue)
+    Thread.current[:ferry_job] = job
+    yield
+  ensure
+    Thread.current[:ferry_job] = nil
+  end
+end
+Sidekiq.configure_server do |config|
+  Sidekiq.options[:poll_interval_average] = 1
+  config.server_middleware { |chain| chain.add FerryPayload }
+end
+class CrossJob
+  include Sidekiq::Worker
+  sidekiq_options queue: "cross", backtrace: true
+  def perform(*args)
+    job = Thread.current[:ferry_job]
+    raise ArgumentError, "first run fails in Ruby" unless job.key?("retry_count")
+    rec = job.slice("jid", "args", "retry_count", "error_class", "error_message", "tenant", "queue", "retry_queue")
+    rec["has_failed_at"] = job["failed_at"].is_a?(Numeric)
+    rec["backtrace_lines"] = job["error_backtrace"] ? Sidekiq::JobRecord.new(Sidekiq.dump_json(job)).error_backtrace.size : 0
+    Sidekiq.redis { |c| c.rpush("ferry:cross", JSON.generate(rec)) }
+  end
+end
+`
+
+// makeRetriesDue moves every retry entry to now, through Ruby's API, so neither side waits
+// for the real back-off.
+const makeRetriesDue = `Sidekiq::RetrySet.new.each { |e| e.reschedule(Time.now.to_f) }
+puts Sidekiq::RetrySet.new.size`
+
+// TestRubyFailedJobRetriedByGo: a job that failed in the real sidekiq binary is retried and
+// run by a Go server, which sees every field Ruby wrote: retry_count 0, error class and
+// message, the compressed backtrace, and an application key Ruby added.
+func TestRubyFailedJobRetriedByGo(t *testing.T) {
+	t.Parallel()
+	testutil.RequireRuby(t)
+	db := testutil.RealRedis(t)
+	ctx := context.Background()
+
+	jid := string(lastLine(testutil.Ruby(t, db.URL, `
+puts Sidekiq::Client.push("class" => "CrossJob", "queue" => "cross", "args" => [7, "x"], "tenant" => "acme", "backtrace" => true)`)))
+	rb := testutil.StartSidekiq(t, db.URL, rubyCrossJob, "-q", "cross", "-c", "2")
+	waitUntil(t, 30*time.Second, "Ruby's retry entry", func() bool { return db.Client.ZCard(ctx, "retry").Val() == 1 })
+	rb.Stop(10 * time.Second)
+	if got := string(lastLine(testutil.Ruby(t, db.URL, makeRetriesDue))); got != "1" {
+		t.Fatalf("retry set size %s after reschedule, want 1", got)
+	}
+
+	seen := make(chan *sidekiq.Job, 2)
+	srv := sidekiq.NewServer(db.Client, &sidekiq.Config{Concurrency: 2, Queues: []string{"cross"}, PollInterval: 200 * time.Millisecond})
+	srv.Handle("CrossJob", sidekiq.HandlerFunc(func(_ context.Context, job *sidekiq.Job) error {
+		seen <- job.Clone()
+		return nil
+	}))
+	runGoServer(t, db, srv)
+	var job *sidekiq.Job
+	select {
+	case job = <-seen:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Go did not run the job Ruby failed within 20 s")
+	}
+	if job.JID != jid || string(job.Args) != `[7,"x"]` || job.Queue != "cross" {
+		t.Errorf("ran jid %s args %s queue %s; want %s [7,\"x\"] cross", job.JID, job.Args, job.Queue, jid)
+	}
+	if job.RetryCount == nil || *job.RetryCount != 0 {
+		t.Errorf("retry_count = %v, want 0", job.RetryCount)
+	}
+	if job.ErrorClass != "ArgumentError" || job.ErrorMessage != "first run fails in Ruby" || job.FailedAt.IsZero() {
+		t.Errorf("error fields: class %q message %q failed_at %v", job.ErrorClass, job.ErrorMessage, job.FailedAt)
+	}
+	if string(job.Extra["tenant"]) != `"acme"` {
+		t.Errorf("tenant = %s, want \"acme\"; payload %s", job.Extra["tenant"], job.Raw())
+	}
+	if bt, err := job.ErrorBacktrace(); err != nil || len(bt) == 0 {
+		t.Errorf("error_backtrace from Ruby: %d lines, %v", len(bt), err)
+	}
+	waitUntil(t, 10*time.Second, "retry set and queue empty", func() bool {
+		return db.Client.ZCard(ctx, "retry").Val() == 0 && db.Client.LLen(ctx, "queue:cross").Val() == 0
+	})
+}
+
+// TestGoFailedJobRetriedByRuby: the reverse. A Go handler fails; the real sidekiq binary
+// retries the entry Go wrote and sees retry_count 0, Go's error class and message, a
+// backtrace it can decode, and the application key.
+func TestGoFailedJobRetriedByRuby(t *testing.T) {
+	t.Parallel()
+	testutil.RequireRuby(t)
+	db := testutil.RealRedis(t)
+	ctx := context.Background()
+
+	var once sync.Once
+	failed := make(chan struct{})
+	srv := sidekiq.NewServer(db.Client, &sidekiq.Config{Concurrency: 1, Queues: []string{"cross"}})
+	srv.Handle("CrossJob", sidekiq.HandlerFunc(func(context.Context, *sidekiq.Job) error {
+		once.Do(func() { close(failed) })
+		return failingError{}
+	}))
+	runGoServer(t, db, srv)
+	c := sidekiq.NewClient(db.Client, nil)
+	jid, err := c.Push(ctx, "CrossJob", []any{7, "x"}, sidekiq.Queue("cross"),
+		sidekiq.Extra("tenant", "acme"), sidekiq.Extra("backtrace", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-failed
+	waitUntil(t, 10*time.Second, "Go's retry entry", func() bool { return db.Client.ZCard(ctx, "retry").Val() == 1 })
+	stopGoServer(t, srv)
+	if got := string(lastLine(testutil.Ruby(t, db.URL, makeRetriesDue))); got != "1" {
+		t.Fatalf("retry set size %s after reschedule, want 1", got)
+	}
+
+	testutil.StartSidekiq(t, db.URL, rubyCrossJob, "-q", "cross", "-c", "2")
+	var raw string
+	waitUntil(t, 30*time.Second, "Ruby's run of the job Go failed", func() bool {
+		raw, _ = db.Client.LIndex(ctx, "ferry:cross", 0).Result()
+		return raw != ""
+	})
+	var rec struct {
+		JID            string          `json:"jid"`
+		Args           json.RawMessage `json:"args"`
+		RetryCount     *int            `json:"retry_count"`
+		ErrorClass     string          `json:"error_class"`
+		ErrorMessage   string          `json:"error_message"`
+		Tenant         string          `json:"tenant"`
+		Queue          string          `json:"queue"`
+		HasFailedAt    bool            `json:"has_failed_at"`
+		BacktraceLines int             `json:"backtrace_lines"`
+	}
+	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		t.Fatalf("Ruby's record %q: %v", raw, err)
+	}
+	if rec.JID != jid || string(rec.Args) != `[7,"x"]` || rec.Queue != "cross" || rec.Tenant != "acme" {
+		t.Errorf("Ruby saw %s", raw)
+	}
+	if rec.RetryCount == nil || *rec.RetryCount != 0 || !rec.HasFailedAt {
+		t.Errorf("Ruby saw retry_count %v, failed_at numeric %v", rec.RetryCount, rec.HasFailedAt)
+	}
+	if rec.ErrorClass != (failingError{}).ErrorClass() || rec.ErrorMessage != (failingError{}).Error() {
+		t.Errorf("Ruby saw error %q %q", rec.ErrorClass, rec.ErrorMessage)
+	}
+	if rec.BacktraceLines == 0 {
+		t.Error("Ruby could not decode Go's error_backtrace")
+	}
+}
+
+// failingError is a Go error that names its Ruby-visible class.
+type failingError struct{}
+
+func (failingError) Error() string      { return "card declined" }
+func (failingError) ErrorClass() string { return "Payments::Declined" }
+
