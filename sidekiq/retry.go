@@ -120,6 +120,10 @@ func (s *Server) recordError(job *Job, err error, now time.Time, queue string) {
 		job.Queue = job.RetryQueue
 	}
 	msg := err.Error()
+	if d, ok := err.(*DiscardError); ok && d.Err != nil {
+		// The Web UI shows the cause, as Ruby shows the exception's own message.
+		msg = d.Err.Error()
+	}
 	if len(msg) > maxErrorMessage {
 		msg = msg[:maxErrorMessage]
 		for !utf8.ValidString(msg) && len(msg) > 0 {
