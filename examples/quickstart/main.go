@@ -83,7 +83,9 @@ func run(ctx context.Context, out io.Writer) error {
 		fmt.Fprintf(out, "  schedule @%.3f %s\n", z.Score, z.Member)
 	}
 
-	// 3. Work them with a Ferry server.
+	// 3. Work them with a Ferry server. Handlers run concurrently, so they share out
+	// through a lock.
+	out = &lockedWriter{w: out}
 	var wg sync.WaitGroup
 	wg.Add(6)
 	srv := sidekiq.NewServer(rdb, &sidekiq.Config{
@@ -169,4 +171,16 @@ func connect() (redis.UniversalClient, string, func(), error) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	return rdb, "embedded (set REDIS_URL to use a real Redis)", func() { rdb.Close(); mr.Close() }, nil
+}
+
+// lockedWriter serialises writes from concurrent handlers.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
