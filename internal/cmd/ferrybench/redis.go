@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -26,8 +27,28 @@ func defaultRedisURL() string {
 	return fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
 }
 
-// openBenchRedis connects to url, refusing database 0: every command flushes its database.
-func openBenchRedis(url string) (*redis.Client, error) {
+// claimPrefix is the key (in database 0) by which the test suite's testutil.RealRedis marks
+// a database as in use; ferrybench takes the same claim so the two never flush each other's
+// database.
+const claimPrefix = "ferry-test:claim:"
+
+// benchRedis is the flushed database ferrybench works in, claimed while it runs.
+type benchRedis struct {
+	*redis.Client
+	admin *redis.Client
+	claim string
+}
+
+// Close releases the claim and the connections.
+func (b *benchRedis) Close() error {
+	b.admin.Del(context.Background(), b.claim)
+	b.admin.Close()
+	return b.Client.Close()
+}
+
+// openBenchRedis connects to url, refusing database 0 (every command flushes its database)
+// and a database the test suite has claimed.
+func openBenchRedis(url string) (*benchRedis, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, err
@@ -35,13 +56,29 @@ func openBenchRedis(url string) (*redis.Client, error) {
 	if opt.DB == 0 {
 		return nil, errors.New("refusing to flush database 0: pass a URL with another database, e.g. redis://127.0.0.1:6379/14")
 	}
-	opt.PoolSize = 64
-	rdb := redis.NewClient(opt)
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		rdb.Close()
+	ctx := context.Background()
+	adminOpt := *opt
+	adminOpt.DB = 0
+	admin := redis.NewClient(&adminOpt)
+	claim := claimPrefix + strconv.Itoa(opt.DB)
+	ok, err := admin.SetNX(ctx, claim, fmt.Sprintf("ferrybench pid %d", os.Getpid()), 30*time.Minute).Result()
+	if err != nil {
+		admin.Close()
 		return nil, err
 	}
-	return rdb, nil
+	if !ok {
+		holder, _ := admin.Get(ctx, claim).Result()
+		admin.Close()
+		return nil, fmt.Errorf("database %d is in use (%s); wait or pass another -redis", opt.DB, holder)
+	}
+	opt.PoolSize = 64
+	rdb := redis.NewClient(opt)
+	b := &benchRedis{Client: rdb, admin: admin, claim: claim}
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
 }
 
 // peakRSS returns a process's peak resident set size (VmHWM) in kB, or 0 when unknown.

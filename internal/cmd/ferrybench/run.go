@@ -55,19 +55,31 @@ func cmdRun(args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	rdb, err := openBenchRedis(*url)
+	b, err := openBenchRedis(*url)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	ctx := context.Background()
+	defer b.Close()
+	return runBench(context.Background(), b.Client, *url, runOptions{jobs: *n, conc: *conc, latencyN: *latN, ruby: *withRuby}, out)
+}
+
+// runOptions are run's flags.
+type runOptions struct {
+	jobs, conc, latencyN int
+	ruby                 bool
+}
+
+// runBench measures on rdb, the database url names, which it flushes.
+func runBench(ctx context.Context, rdb *redis.Client, url string, o runOptions, out io.Writer) error {
+	n, conc, latN, withRuby := &o.jobs, &o.conc, &o.latencyN, &o.ruby
+	var err error
 	rep := runReport{Jobs: *n, Concurrency: *conc, LatencyN: *latN}
 	if *withRuby {
-		if rep.Ruby, err = timeRubySidekiq(ctx, rdb, *url, *n, *conc); err != nil {
+		if rep.Ruby, err = timeRubySidekiq(ctx, rdb, url, *n, *conc); err != nil {
 			return fmt.Errorf("ruby sidekiq: %w", err)
 		}
 	}
-	if rep.Ferry, err = timeFerry(ctx, rdb, *url, *n, *conc); err != nil {
+	if rep.Ferry, err = timeFerry(ctx, rdb, url, *n, *conc); err != nil {
 		return fmt.Errorf("ferry: %w", err)
 	}
 	if rep.LatencyP50, rep.LatencyP99, err = idleLatency(ctx, rdb, *latN); err != nil {

@@ -15,13 +15,37 @@ func TestRunCommand(t *testing.T) {
 	testutil.RequireRuby(t)
 	db := testutil.RealRedis(t)
 	var out bytes.Buffer
-	if err := cmdRun([]string{"-redis", db.URL, "-n", "300", "-latency-n", "20"}, &out); err != nil {
+	if err := runBench(t.Context(), db.Client, db.URL, runOptions{jobs: 300, conc: 10, latencyN: 20, ruby: true}, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{"Ruby sidekiq 6.4.1", "Ferry (reliable fetch)", "Ferry / Ruby:", "p50", "p99"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestPushCommand runs `ferrybench push` with a few jobs: every method fills the queue with
+// the jobs it claims to have pushed, and the report gives both ratios.
+func TestPushCommand(t *testing.T) {
+	testutil.RequireRuby(t)
+	db := testutil.RealRedis(t)
+	var out bytes.Buffer
+	if err := pushBench(t.Context(), db.Client, db.URL, pushOptions{jobs: 200, goroutines: 4, ruby: true}, &out); err != nil {
+		t.Fatalf("push: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"Go PushBulk", "Ruby push_bulk", "Go PushBulk / Ruby push_bulk:", "Ruby Sidekiq::Client.push:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestClaimsItsDatabase: ferrybench refuses database 0 and a database the test suite holds.
+func TestClaimsItsDatabase(t *testing.T) {
+	db := testutil.RealRedis(t)
+	if _, err := openBenchRedis(db.URL); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("openBenchRedis on a claimed database = %v, want a refusal", err)
 	}
 }
 
