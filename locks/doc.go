@@ -1,0 +1,35 @@
+// Package locks provides unique-job locks on top of package sidekiq.
+//
+// # Queue lock
+//
+// QueueLock makes a second push of a job with the same lock key a no-op while the first is
+// still waiting (TResque's queue_lock). The lock is taken in the same Lua call as the push
+// (sidekiq.PushGuard), so a failed push leaves no lock and a held lock means nothing was
+// pushed; Push then returns the holder's jid. The lock is released, by compare-and-delete
+// on the jid, when a Server starts the job. Pushes by the holder's own jid (the scheduler,
+// retries, a caller passing sidekiq.JID) pass and refresh the TTL. If the lock expired
+// while the job waited, the job still runs.
+//
+// # Lock key
+//
+// A lock key is computed from a namespace (the job class by default) and the job's named
+// inputs: args[0], a JSON object. The rule, exact enough to recompute in Ruby:
+//
+//  1. Choose the names: the names configured with Inputs, or, when none are, every key of
+//     args[0] except "locale" and "tz". Sort them by byte order (Go sort.Strings, Ruby
+//     Array#sort on UTF-8 strings). A duplicate name counts once.
+//  2. For each name take the value's JSON token as it appears in the payload, compacted
+//     (insignificant whitespace removed, nothing else changed: no re-escaping, no number
+//     normalisation, object keys kept in payload order). So 42, 42.0 and "42" all differ.
+//     A name missing from args[0] contributes the empty string.
+//  3. Build the string: namespace, NUL, then for each name: name, NUL, token, NUL.
+//  4. Take the SHA-256 of its UTF-8 bytes, in lowercase hex.
+//  5. The queue lock key is "ferry:lock:queue:<hex>", the worker lock key
+//     "ferry:lock:worker:<hex>"; a client or server namespace is put in front of both as
+//     for every other key ("<ns>:ferry:lock:queue:<hex>").
+//
+// In Ruby, for a payload whose first arg was parsed from JSON, step 2 is
+// JSON.generate(value) only when the value was written compactly by JSON.generate (as
+// Sidekiq does); a producer that writes "<" as "\u003c" (Go's encoding/json does by
+// default; Ferry's EncodeArgs does not) yields a different token and a different key.
+package locks
