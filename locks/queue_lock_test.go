@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferryhq/ferry/locks"
 	"github.com/ferryhq/ferry/sidekiq"
+	"github.com/ferryhq/ferry/testutil"
 )
 
 // lockKey is the queue lock key of class with inputs in, as a Ruby producer would compute it.
@@ -24,13 +25,14 @@ func newClient(rdb redis.UniversalClient, ns string, opts ...locks.Option) *side
 	return c
 }
 
-func llen(t *testing.T, rdb redis.UniversalClient, key string) int64 {
+// enqueued returns the jobs in queue "default" under namespace ns.
+func enqueued(t *testing.T, rdb redis.UniversalClient, ns string) []*sidekiq.Job {
 	t.Helper()
-	n, err := rdb.LLen(context.Background(), key).Result()
+	jobs, err := testutil.Enqueued(context.Background(), rdb, testutil.Namespace(ns), "default")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return jobs
 }
 
 func TestQueueLockPush(t *testing.T) {
@@ -51,10 +53,15 @@ func TestQueueLockPush(t *testing.T) {
 					t.Fatalf("duplicate push %d: jid %q err %v; want holder %q and ErrPushStopped", i, jid, err, first)
 				}
 			}
-			if n := llen(t, rdb, "q1:queue:default"); n != 1 {
-				t.Fatalf("queue holds %d jobs, want 1", n)
+			jobs := enqueued(t, rdb, "q1")
+			if len(jobs) != 1 {
+				t.Fatalf("queue holds %d jobs, want 1", len(jobs))
 			}
 			key := lockKey(t, "Report", `{"user_id":7}`)
+			var recorded string
+			if _, err := jobs[0].Get(locks.PayloadKey, &recorded); err != nil || recorded != key {
+				t.Fatalf("payload %s = %q (%v), want %q", locks.PayloadKey, recorded, err, key)
+			}
 			if v := rdb.Get(ctx, "q1:"+key).Val(); v != first {
 				t.Fatalf("lock %s holds %q, want %q", key, v, first)
 			}
@@ -72,7 +79,7 @@ func TestQueueLockPush(t *testing.T) {
 					t.Fatalf("push %v: %v", p, err)
 				}
 			}
-			if n := llen(t, rdb, "q2:queue:default"); n != 4 {
+			if n := len(enqueued(t, rdb, "q2")); n != 4 {
 				t.Fatalf("queue holds %d jobs, want 4", n)
 			}
 		})
@@ -124,7 +131,7 @@ func TestQueueLockPush(t *testing.T) {
 			if !errors.Is(err, locks.ErrLocked) || errors.Is(err, sidekiq.ErrPushStopped) || !errors.As(err, &locked) || locked.Holder != first {
 				t.Fatalf("duplicate push: err %v; want a LockedError held by %s, not ErrPushStopped", err, first)
 			}
-			if n := llen(t, rdb, "q6:queue:default"); n != 1 {
+			if n := len(enqueued(t, rdb, "q6")); n != 1 {
 				t.Fatalf("queue holds %d jobs, want 1", n)
 			}
 		})
@@ -140,7 +147,7 @@ func TestQueueLockPush(t *testing.T) {
 			if v := rdb.Get(ctx, "q7:"+lockKey(t, "Report", `{"user_id":7}`)).Val(); v != second {
 				t.Fatalf("lock holds %q, want the replacing job %q", v, second)
 			}
-			if n := llen(t, rdb, "q7:queue:default"); n != 2 {
+			if n := len(enqueued(t, rdb, "q7")); n != 2 {
 				t.Fatalf("queue holds %d jobs, want 2", n)
 			}
 		})
@@ -171,7 +178,7 @@ func TestQueueLockPush(t *testing.T) {
 					t.Fatalf("push of an unlocked class: %v", err)
 				}
 			}
-			if n := llen(t, rdb, "q10:queue:default"); n != 2 {
+			if n := len(enqueued(t, rdb, "q10")); n != 2 {
 				t.Fatalf("queue holds %d jobs, want 2", n)
 			}
 		})
