@@ -10,6 +10,21 @@
 // retries, a caller passing sidekiq.JID) pass and refresh the TTL. If the lock expired
 // while the job waited, the job still runs.
 //
+// Install one value on both sides, with the Redis namespace the Client and Server use:
+//
+//	lock := locks.QueueLock(rdb, locks.Inputs("user_id"), locks.Classes("ReportWorker"))
+//	client.Use(lock) // takes the lock with the push
+//	srv.Use(lock)    // releases it when the job starts
+//
+// The push records the key it took in the payload (PayloadKey), and the server releases
+// that key; a job without it (pushed by an older producer) has its key computed from the
+// server's options. The lock is released at the first start, so a retried or
+// rescheduled job holds no queue lock while it waits (identical pushes are accepted then).
+// A scheduled push's lock lives for its delay plus TTL. Jobs whose args[0] is not a JSON
+// object cannot be pushed through the lock (the push fails with ErrNoInputs); limit the
+// lock with Classes when a Client also pushes other jobs. ActiveJob payloads are refused
+// the same way (ErrActiveJob): their args[0] is the envelope, not the job's inputs.
+//
 // # Lock key
 //
 // A lock key is computed from a namespace (the job class by default) and the job's named

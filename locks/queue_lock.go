@@ -15,6 +15,10 @@ import (
 // it.
 const PayloadKey = "ferry_queue_lock"
 
+// ErrActiveJob is matched by the push error for an ActiveJob payload, whose inputs the
+// lock cannot read.
+var ErrActiveJob = errors.New("locks: ActiveJob payloads cannot take a queue lock")
+
 // ErrLocked is matched by *LockedError.
 var ErrLocked = errors.New("locks: queue lock held")
 
@@ -62,6 +66,9 @@ func (q *Queue) applies(job *sidekiq.Job) bool {
 
 // KeyFor returns the queue lock key of job (without Redis namespace).
 func (q *Queue) KeyFor(job *sidekiq.Job) (string, error) {
+	if job.IsActiveJob() {
+		return "", fmt.Errorf("job %s: %w", job.JID, ErrActiveJob)
+	}
 	in, err := JobInputs(job)
 	if err != nil {
 		return "", err

@@ -171,6 +171,16 @@ func TestQueueLockPush(t *testing.T) {
 				t.Fatalf("err %v, want ErrNoInputs", err)
 			}
 		})
+		t.Run("ActiveJob payloads are refused", func(t *testing.T) {
+			c := newClient(rdb, "q11")
+			env := &sidekiq.Job{Class: sidekiq.ActiveJobWrapperClass, Wrapped: "ReportJob", Args: []byte(`[{"job_class":"ReportJob","job_id":"x","arguments":[7]}]`)}
+			if _, err := c.PushJob(ctx, env); !errors.Is(err, locks.ErrActiveJob) {
+				t.Fatalf("err %v, want ErrActiveJob", err)
+			}
+			if n := len(enqueued(t, rdb, "q11")); n != 0 {
+				t.Fatalf("queue holds %d jobs, want 0", n)
+			}
+		})
 		t.Run("classes filter", func(t *testing.T) {
 			c := newClient(rdb, "q10", locks.Classes("Report"))
 			for i := 0; i < 2; i++ {
