@@ -181,6 +181,19 @@ func TestQueueLockPush(t *testing.T) {
 				t.Fatalf("queue holds %d jobs, want 0", n)
 			}
 		})
+		t.Run("bulk push collapses identical jobs", func(t *testing.T) {
+			c := newClient(rdb, "q12")
+			jids, err := c.PushBulk(ctx, "Report", [][]any{user7, user7, {map[string]any{"user_id": 8}}, user7})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if jids[0] == "" || jids[1] != "" || jids[2] == "" || jids[3] != "" {
+				t.Fatalf("jids %q, want only the first of each identical group pushed", jids)
+			}
+			if n := len(enqueued(t, rdb, "q12")); n != 2 {
+				t.Fatalf("queue holds %d jobs, want 2", n)
+			}
+		})
 		t.Run("classes filter", func(t *testing.T) {
 			c := newClient(rdb, "q10", locks.Classes("Report"))
 			for i := 0; i < 2; i++ {
