@@ -27,7 +27,7 @@ func backends(t *testing.T, f func(t *testing.T, rdb redis.UniversalClient)) {
 // runServer starts a server with the lock installed and stops it when the test ends.
 func runServer(t *testing.T, rdb redis.UniversalClient, ns string, lock sidekiq.Middleware, class string, h sidekiq.HandlerFunc) {
 	t.Helper()
-	srv := sidekiq.NewServer(rdb, &sidekiq.Config{Concurrency: 2, Namespace: ns, FetchTimeout: 50 * time.Millisecond})
+	srv := sidekiq.NewServer(rdb, &sidekiq.Config{Concurrency: 2, Namespace: ns, FetchTimeout: 50 * time.Millisecond, PollInterval: 20 * time.Millisecond})
 	srv.Use(lock)
 	srv.Handle(class, h)
 	if err := srv.Start(context.Background()); err != nil {

@@ -3,6 +3,7 @@ package locks_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -52,6 +53,23 @@ func TestQueueLockReleasedAtStart(t *testing.T) {
 			}
 			if v := rdb.Get(ctx, key).Val(); v != s.repushed {
 				t.Fatalf("lock holds %q, want the new job %q", v, s.repushed)
+			}
+		})
+		t.Run("scheduled job promoted and run releases its own lock", func(t *testing.T) {
+			const ns = "r5"
+			c := newClient(rdb, ns)
+			key := ns + ":" + lockKey(t, "Report", `{"user_id":7}`)
+			jid, err := c.Push(ctx, "Report", args, sidekiq.In(100*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := make(chan started, 1)
+			runServer(t, rdb, ns, locks.QueueLock(rdb, locks.RedisNamespace(ns)), "Report", func(ctx context.Context, job *sidekiq.Job) error {
+				seen <- started{jid: job.JID, lockHeld: rdb.Exists(ctx, key).Val()}
+				return nil
+			})
+			if s := receive(t, seen, "the scheduled job to run"); s.jid != jid || s.lockHeld != 0 {
+				t.Fatalf("ran %s with lock present = %d; want %s with the lock released", s.jid, s.lockHeld, jid)
 			}
 		})
 		t.Run("expired lock: job still runs", func(t *testing.T) {
