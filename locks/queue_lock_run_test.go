@@ -63,12 +63,7 @@ func TestQueueLockReleasedAtStart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			seen := make(chan started, 1)
-			runServer(t, rdb, ns, locks.QueueLock(rdb, locks.RedisNamespace(ns)), "Report", func(ctx context.Context, job *sidekiq.Job) error {
-				seen <- started{jid: job.JID, lockHeld: rdb.Exists(ctx, key).Val()}
-				return nil
-			})
-			if s := receive(t, seen, "the scheduled job to run"); s.jid != jid || s.lockHeld != 0 {
+			if s := firstStart(t, rdb, ns, key); s.jid != jid || s.lockHeld != 0 {
 				t.Fatalf("ran %s with lock present = %d; want %s with the lock released", s.jid, s.lockHeld, jid)
 			}
 		})
@@ -81,12 +76,7 @@ func TestQueueLockReleasedAtStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			rdb.Del(ctx, key)
-			seen := make(chan started, 1)
-			runServer(t, rdb, ns, locks.QueueLock(rdb, locks.RedisNamespace(ns)), "Report", func(_ context.Context, job *sidekiq.Job) error {
-				seen <- started{jid: job.JID}
-				return nil
-			})
-			if s := receive(t, seen, "the job to run"); s.jid != jid {
+			if s := firstStart(t, rdb, ns, key); s.jid != jid {
 				t.Fatalf("ran %s, want %s", s.jid, jid)
 			}
 		})
@@ -98,12 +88,7 @@ func TestQueueLockReleasedAtStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			rdb.Set(ctx, key, "someoneelse", 0)
-			seen := make(chan started, 1)
-			runServer(t, rdb, ns, locks.QueueLock(rdb, locks.RedisNamespace(ns)), "Report", func(ctx context.Context, job *sidekiq.Job) error {
-				seen <- started{jid: job.JID, lockHeld: rdb.Exists(ctx, key).Val()}
-				return nil
-			})
-			if s := receive(t, seen, "the job to run"); s.lockHeld != 1 || rdb.Get(ctx, key).Val() != "someoneelse" {
+			if s := firstStart(t, rdb, ns, key); s.lockHeld != 1 || rdb.Get(ctx, key).Val() != "someoneelse" {
 				t.Fatalf("another job's lock was touched: present %d, value %q", s.lockHeld, rdb.Get(ctx, key).Val())
 			}
 		})
@@ -115,16 +100,26 @@ func TestQueueLockReleasedAtStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			rdb.Set(ctx, key, jid, 0) // as a producer that took the lock another way would
-			seen := make(chan started, 1)
-			runServer(t, rdb, ns, locks.QueueLock(rdb, locks.RedisNamespace(ns)), "Report", func(ctx context.Context, job *sidekiq.Job) error {
-				seen <- started{jid: job.JID, lockHeld: rdb.Exists(ctx, key).Val()}
-				return nil
-			})
-			if s := receive(t, seen, "the job to run"); s.lockHeld != 0 {
+			if s := firstStart(t, rdb, ns, key); s.lockHeld != 0 {
 				t.Fatal("lock still present when the job started")
 			}
 		})
 	})
+}
+
+// firstStart runs a server with the queue lock under ns and reports the first job it starts,
+// with whether key existed at that moment.
+func firstStart(t *testing.T, rdb redis.UniversalClient, ns, key string) started {
+	t.Helper()
+	seen := make(chan started, 1)
+	runServer(t, rdb, ns, locks.QueueLock(rdb, locks.RedisNamespace(ns)), "Report", func(ctx context.Context, job *sidekiq.Job) error {
+		select {
+		case seen <- started{jid: job.JID, lockHeld: rdb.Exists(ctx, key).Val()}:
+		default:
+		}
+		return nil
+	})
+	return receive(t, seen, "a job to start")
 }
 
 func TestQueueLockReleaseErrorFailsJob(t *testing.T) {
