@@ -43,8 +43,9 @@
 //     "ferry:lock:worker:<hex>"; a client or server namespace is put in front of both as
 //     for every other key ("<ns>:ferry:lock:queue:<hex>").
 //
-// In Ruby, for a payload whose first arg was parsed from JSON, step 2 is
-// JSON.generate(value) only when the value was written compactly by JSON.generate (as
-// Sidekiq does); a producer that writes "<" as "\u003c" (Go's encoding/json does by
-// default; Ferry's EncodeArgs does not) yields a different token and a different key.
+// In Ruby, step 2 is JSON.generate(value) on the value as Sidekiq serialises it: both
+// write compact JSON with UTF-8 and "<", ">", "&" unescaped, as Ferry's EncodeArgs does.
+// Tokens are compared as written, so a producer must write a value the same way to share
+// a key: Go's encoding/json with HTML escaping ("\u003c") or a float written as 1 by one
+// side and 1.0 by the other give different keys.
 package locks
