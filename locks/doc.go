@@ -47,5 +47,7 @@
 // write compact JSON with UTF-8 and "<", ">", "&" unescaped, as Ferry's EncodeArgs does.
 // Tokens are compared as written, so a producer must write a value the same way to share
 // a key: Go's encoding/json with HTML escaping ("\u003c") or a float written as 1 by one
-// side and 1.0 by the other give different keys.
+// side and 1.0 by the other give different keys. Object values keep their written key
+// order (Go sorts map keys, Ruby keeps insertion order), so prefer scalar or array inputs
+// for locks shared with Ruby.
 package locks
