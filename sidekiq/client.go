@@ -109,7 +109,9 @@ func (c *Client) Push(ctx context.Context, class string, args []any, opts ...Pus
 	if err != nil {
 		return "", err
 	}
-	return c.pushBuilt(ctx, job, s.runAt(c.cfg.Clock.Now()))
+	now := c.cfg.Clock.Now()
+	runAt := s.runAt(now)
+	return c.pushBuilt(withPushDelay(ctx, runAt, now), job, runAt)
 }
 
 // PushJob enqueues a job built by the caller (for example one read from an outbox table, or
@@ -122,7 +124,9 @@ func (c *Client) PushJob(ctx context.Context, job *Job, opts ...PushOption) (str
 	if err := c.fill(job, &s); err != nil {
 		return "", err
 	}
-	return c.pushBuilt(ctx, job, s.runAt(c.cfg.Clock.Now()))
+	now := c.cfg.Clock.Now()
+	runAt := s.runAt(now)
+	return c.pushBuilt(withPushDelay(ctx, runAt, now), job, runAt)
 }
 
 func (c *Client) pushBuilt(ctx context.Context, job *Job, runAt time.Time) (string, error) {
@@ -168,7 +172,9 @@ func (c *Client) pushBuilt(ctx context.Context, job *Job, runAt time.Time) (stri
 // stay pushed, and the error says how many were.
 func (c *Client) PushBulk(ctx context.Context, class string, argsList [][]any, opts ...PushOption) ([]string, error) {
 	s := collectPushOptions(opts)
-	runAt := s.runAt(c.cfg.Clock.Now())
+	now := c.cfg.Clock.Now()
+	runAt := s.runAt(now)
+	chainCtx := withPushDelay(ctx, runAt, now)
 	jids := make([]string, len(argsList))
 	batch := make([]*Job, 0, min(len(argsList), c.cfg.BulkBatchSize))
 	batchIdx := make([]int, 0, cap(batch))
@@ -197,7 +203,7 @@ func (c *Client) PushBulk(ctx context.Context, class string, argsList [][]any, o
 		}
 		s.jid = "" // JID applies to the first job only
 		accepted := false
-		err = runPushChain(ctx, c.push, job, func(ctx context.Context) error {
+		err = runPushChain(chainCtx, c.push, job, func(ctx context.Context) error {
 			accepted = true
 			job.guards = pushGuardsFrom(ctx)
 			return validateGuards(job.guards)

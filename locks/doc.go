@@ -1,0 +1,53 @@
+// Package locks provides unique-job locks on top of package sidekiq.
+//
+// # Queue lock
+//
+// QueueLock makes a second push of a job with the same lock key a no-op while the first is
+// still waiting (TResque's queue_lock). The lock is taken in the same Lua call as the push
+// (sidekiq.PushGuard), so a failed push leaves no lock and a held lock means nothing was
+// pushed; Push then returns the holder's jid. The lock is released, by compare-and-delete
+// on the jid, when a Server starts the job. Pushes by the holder's own jid (the scheduler,
+// retries, a caller passing sidekiq.JID) pass and refresh the TTL. If the lock expired
+// while the job waited, the job still runs.
+//
+// Install one value on both sides, with the Redis namespace the Client and Server use:
+//
+//	lock := locks.QueueLock(rdb, locks.Inputs("user_id"), locks.Classes("ReportWorker"))
+//	client.Use(lock) // takes the lock with the push
+//	srv.Use(lock)    // releases it when the job starts
+//
+// The push records the key it took in the payload (PayloadKey), and the server releases
+// that key; a job without it (pushed by an older producer) has its key computed from the
+// server's options. The lock is released at the first start, so a retried or
+// rescheduled job holds no queue lock while it waits (identical pushes are accepted then).
+// A scheduled push's lock lives for its delay plus TTL. Jobs whose args[0] is not a JSON
+// object cannot be pushed through the lock (the push fails with ErrNoInputs); limit the
+// lock with Classes when a Client also pushes other jobs. ActiveJob payloads are refused
+// the same way (ErrActiveJob): their args[0] is the envelope, not the job's inputs.
+//
+// # Lock key
+//
+// A lock key is computed from a namespace (the job class by default) and the job's named
+// inputs: args[0], a JSON object. The rule, exact enough to recompute in Ruby:
+//
+//  1. Choose the names: the names configured with Inputs, or, when none are, every key of
+//     args[0] except "locale" and "tz". Sort them by byte order (Go sort.Strings, Ruby
+//     Array#sort on UTF-8 strings). A duplicate name counts once.
+//  2. For each name take the value's JSON token as it appears in the payload, compacted
+//     (insignificant whitespace removed, nothing else changed: no re-escaping, no number
+//     normalisation, object keys kept in payload order). So 42, 42.0 and "42" all differ.
+//     A name missing from args[0] contributes the empty string.
+//  3. Build the string: namespace, NUL, then for each name: name, NUL, token, NUL.
+//  4. Take the SHA-256 of its UTF-8 bytes, in lowercase hex.
+//  5. The queue lock key is "ferry:lock:queue:<hex>", the worker lock key
+//     "ferry:lock:worker:<hex>"; a client or server namespace is put in front of both as
+//     for every other key ("<ns>:ferry:lock:queue:<hex>").
+//
+// In Ruby, step 2 is JSON.generate(value) on the value as Sidekiq serialises it: both
+// write compact JSON with UTF-8 and "<", ">", "&" unescaped, as Ferry's EncodeArgs does.
+// Tokens are compared as written, so a producer must write a value the same way to share
+// a key: Go's encoding/json with HTML escaping ("\u003c") or a float written as 1 by one
+// side and 1.0 by the other give different keys. Object values keep their written key
+// order (Go sorts map keys, Ruby keeps insertion order), so prefer scalar or array inputs
+// for locks shared with Ruby.
+package locks

@@ -1,0 +1,133 @@
+package locks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ferryhq/ferry/sidekiq"
+)
+
+// PayloadKey is the payload key under which a push records the queue lock key it took
+// (without Redis namespace), so the server releases exactly that key without recomputing
+// it.
+const PayloadKey = "ferry_queue_lock"
+
+// ErrActiveJob is matched by the push error for an ActiveJob payload, whose inputs the
+// lock cannot read.
+var ErrActiveJob = errors.New("locks: ActiveJob payloads cannot take a queue lock")
+
+// ErrLocked is matched by *LockedError.
+var ErrLocked = errors.New("locks: queue lock held")
+
+// LockedError is the push error of the Error conflict policy.
+type LockedError struct {
+	// Key is the queue lock key, without Redis namespace.
+	Key string
+	// Holder is the jid of the job holding it.
+	Holder string
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("locks: queue lock %s held by job %s", e.Key, e.Holder)
+}
+
+// Is matches ErrLocked (and not sidekiq.ErrPushStopped).
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// releaseScript deletes KEYS[1] only while it still holds ARGV[1] (the jid).
+var releaseScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+  return redis.call("DEL", KEYS[1])
+end
+return 0
+`)
+
+// Queue is a unique queue lock: install the same value with Client.Use (the push side takes
+// the lock) and Server.Use (the run side releases it when the job starts). Make it with
+// QueueLock.
+type Queue struct {
+	sidekiq.MiddlewareDefaults
+	rdb redis.UniversalClient
+	cfg config
+}
+
+// QueueLock returns a queue lock whose run side releases locks through rdb (the Redis the
+// Server works). See the package documentation for the semantics and the key.
+func QueueLock(rdb redis.UniversalClient, opts ...Option) *Queue {
+	return &Queue{rdb: rdb, cfg: newConfig(opts)}
+}
+
+func (q *Queue) applies(job *sidekiq.Job) bool {
+	return q.cfg.classes == nil || q.cfg.classes[job.Class]
+}
+
+// KeyFor returns the queue lock key of job (without Redis namespace).
+func (q *Queue) KeyFor(job *sidekiq.Job) (string, error) {
+	if job.IsActiveJob() {
+		return "", fmt.Errorf("job %s: %w", job.JID, ErrActiveJob)
+	}
+	in, err := JobInputs(job)
+	if err != nil {
+		return "", err
+	}
+	ns := q.cfg.namespace
+	if ns == "" {
+		ns = job.Class
+	}
+	d, err := Digest(ns, in, q.cfg.inputs)
+	if err != nil {
+		return "", fmt.Errorf("job %s: %w", job.JID, err)
+	}
+	return QueueKeyPrefix + d, nil
+}
+
+// InterceptPush takes the lock in the push's own Lua call.
+func (q *Queue) InterceptPush(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) error {
+	if !q.applies(job) {
+		return next(ctx)
+	}
+	key, err := q.KeyFor(job)
+	if err != nil {
+		return fmt.Errorf("locks: queue lock: %w", err)
+	}
+	if err := job.Set(PayloadKey, key); err != nil {
+		return fmt.Errorf("locks: queue lock: %w", err)
+	}
+	guard := sidekiq.PushGuard{
+		Key:       key,
+		TTL:       q.cfg.ttl + max(sidekiq.PushDelay(ctx), 0),
+		Reentrant: true,
+		Replace:   q.cfg.conflict == Replace,
+	}
+	err = next(sidekiq.WithPushGuards(ctx, guard))
+	var held *sidekiq.GuardHeldError
+	if q.cfg.conflict == Error && errors.As(err, &held) && held.Key == key {
+		return &LockedError{Key: key, Holder: held.Holder}
+	}
+	return err
+}
+
+// InterceptRun releases the lock before the job runs, if this job still holds it. A job
+// whose lock has expired (or was replaced) runs all the same. If Redis cannot be reached
+// the job fails and is retried: running it with the lock still held would drop identical
+// pushes made while it runs.
+func (q *Queue) InterceptRun(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) error {
+	var key string
+	found, err := job.Get(PayloadKey, &key)
+	if err != nil || !found || key == "" {
+		if !q.applies(job) {
+			return next(ctx)
+		}
+		if key, err = q.KeyFor(job); err != nil {
+			// Not a named-inputs job: it cannot have been locked by this rule.
+			return next(ctx)
+		}
+	}
+	if err := releaseScript.Run(ctx, q.rdb, []string{q.cfg.keyPrefix + key}, job.JID).Err(); err != nil {
+		return fmt.Errorf("locks: release queue lock %s of job %s: %w", key, job.JID, err)
+	}
+	return next(ctx)
+}
