@@ -248,11 +248,19 @@ func (s *Server) requeueOne(u *unit) {
 
 // registerInProgress records this process's in-progress lists in the index recoverers read.
 func (s *Server) registerInProgress(ctx context.Context) error {
+	return s.rdb.HSet(ctx, s.keys.inprogressIndex(), s.inProgressFields()...).Err()
+}
+
+// inProgressFields are this process's entries in the in-progress index. Every heartbeat
+// writes them again: if a heartbeat came late enough for another process to take this
+// one's jobs (and drop its lists from the index), the lists it keeps filling must be
+// indexed again, or a later crash would leave their jobs where no recoverer looks.
+func (s *Server) inProgressFields() []any {
 	fields := make([]any, 0, 2*len(s.specs))
 	for i, q := range s.specs {
 		fields = append(fields, s.pkeys[i], inProgressOwner(s.identity, q.name))
 	}
-	return s.rdb.HSet(ctx, s.keys.inprogressIndex(), fields...).Err()
+	return fields
 }
 
 // inProgressOwner is the index value naming a list's process and queue.

@@ -132,6 +132,7 @@ func (h *heartbeat) beat(ctx context.Context) error {
 			"concurrency", s.cfg.Concurrency,
 		)
 		p.Expire(ctx, s.keys.process(s.identity), ttl)
+		p.HSet(ctx, s.keys.inprogressIndex(), s.inProgressFields()...)
 		signal = p.RPop(ctx, s.keys.signals(s.identity))
 		return nil
 	})

@@ -577,3 +577,22 @@ func TestCrashRecovererLeavesLiveProcessAlone(t *testing.T) {
 	}
 	crashCheckClean(t, db.Client, queue)
 }
+
+// TestHeartbeatReindexesInProgressLists: when another process's recoverer has taken this
+// one's lists out of the in-progress index (its heartbeat came late, so it looked dead),
+// the next heartbeat puts them back. Without that, jobs fetched afterwards would be lost
+// if the process then crashed: no recoverer would look at its lists.
+func TestHeartbeatReindexesInProgressLists(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		srv := sidekiq.NewServer(rdb, &sidekiq.Config{Concurrency: 1, Queues: []string{"reindex"}, HeartbeatInterval: 20 * time.Millisecond})
+		startServer(t, srv)
+		list := "ferry:inprogress:" + srv.Identity() + ":reindex"
+		waitFor(t, "the list in the index", func() bool { return rdb.HExists(ctx, "ferry:inprogress", list).Val() })
+		// What a recoverer does to a process it believes dead.
+		rdb.Del(ctx, srv.Identity())
+		rdb.HDel(ctx, "ferry:inprogress", list)
+		waitFor(t, "the heartbeat to index the list again", func() bool { return rdb.HExists(ctx, "ferry:inprogress", list).Val() })
+	})
+}
