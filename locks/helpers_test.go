@@ -12,17 +12,7 @@ import (
 )
 
 // backends runs f against the embedded Redis and the real one.
-func backends(t *testing.T, f func(t *testing.T, rdb redis.UniversalClient)) {
-	t.Run("miniredis", func(t *testing.T) {
-		t.Parallel()
-		rdb, _ := testutil.NewEmbeddedRedis(t)
-		f(t, rdb)
-	})
-	t.Run("redis", func(t *testing.T) {
-		t.Parallel()
-		f(t, testutil.RealRedis(t).Client)
-	})
-}
+var backends = testutil.Backends
 
 // runServer starts a server with the lock installed and stops it when the test ends.
 func runServer(t *testing.T, rdb redis.UniversalClient, ns string, lock sidekiq.Middleware, class string, h sidekiq.HandlerFunc) {

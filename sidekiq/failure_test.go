@@ -16,19 +16,8 @@ import (
 	"github.com/ferryhq/ferry/testutil"
 )
 
-// backends runs a test against the embedded Redis and the real one: every Lua script and
-// the fetch loop must work on both.
-func backends(t *testing.T, f func(t *testing.T, rdb redis.UniversalClient)) {
-	t.Run("miniredis", func(t *testing.T) {
-		t.Parallel()
-		rdb, _ := testutil.NewEmbeddedRedis(t)
-		f(t, rdb)
-	})
-	t.Run("redis", func(t *testing.T) {
-		t.Parallel()
-		f(t, testutil.RealRedis(t).Client)
-	})
-}
+// backends runs f against the embedded Redis and the real one.
+var backends = testutil.Backends
 
 // t0 is a fixed instant with a fractional second, for fake clocks.
 var t0 = time.Unix(1795352598, 824373000)

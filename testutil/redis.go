@@ -138,3 +138,18 @@ func RealRedis(tb testing.TB) *RealRedisDB {
 	}
 	return &RealRedisDB{Client: rdb, DB: db, URL: url, Addr: opts.Addr}
 }
+
+// Backends runs f twice, as parallel subtests: against an embedded Redis ("miniredis") and
+// against a database of the real one ("redis"). Code with Lua scripts should pass both:
+// miniredis is fast, the real server is the truth.
+func Backends(t *testing.T, f func(t *testing.T, rdb redis.UniversalClient)) {
+	t.Run("miniredis", func(t *testing.T) {
+		t.Parallel()
+		rdb, _ := NewEmbeddedRedis(t)
+		f(t, rdb)
+	})
+	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
+		f(t, RealRedis(t).Client)
+	})
+}

@@ -12,15 +12,9 @@ import (
 	"github.com/ferryhq/ferry/testutil"
 )
 
-// rubyRecordJobs is the jobs file for the real sidekiq binary. RecordJob RPUSHes to
-// ferry:results what it received: its arguments as ferry_typed, and (through a server
-// middleware that exposes the payload hash) how Ruby read the payload's keys.
-//
-// Sidekiq 6.4.1's scheduler waits 10 s + rand(5) s before its first poll unless
-// poll_interval_average is set (scheduled.rb#initial_wait); setting it to 1 makes the
-// first poll come within 5 s and later ones every 0.5–1.5 s. (average_scheduled_poll_interval
-// would not do: 6.4.1 still applies the 10 s initial wait with it.)
-const rubyRecordJobs = rubyTyped + `
+// rubyCapturePayload is a server middleware that exposes the payload hash being run as
+// Thread.current[:ferry_job], and a fast scheduler poll (see below).
+const rubyCapturePayload = `
 class FerryCapture
   def call(_worker, job, _queue)
     Thread.current[:ferry_job] = job
@@ -34,7 +28,17 @@ Sidekiq.configure_server do |config|
   Sidekiq.options[:poll_interval_average] = 1
   config.server_middleware { |chain| chain.add FerryCapture }
 end
+`
 
+// rubyRecordJobs is the jobs file for the real sidekiq binary. RecordJob RPUSHes to
+// ferry:results what it received: its arguments as ferry_typed, and (through a server
+// middleware that exposes the payload hash) how Ruby read the payload's keys.
+//
+// Sidekiq 6.4.1's scheduler waits 10 s + rand(5) s before its first poll unless
+// poll_interval_average is set (scheduled.rb#initial_wait); setting it to 1 makes the
+// first poll come within 5 s and later ones every 0.5–1.5 s. (average_scheduled_poll_interval
+// would not do: 6.4.1 still applies the 10 s initial wait with it.)
+const rubyRecordJobs = rubyTyped + rubyCapturePayload + `
 class RecordJob
   include Sidekiq::Worker
   def perform(*args)

@@ -12,20 +12,8 @@ import (
 )
 
 // rubyCrossJob fails on its first run and records, on its second, what its payload said
-// about the failure. The server middleware exposes the payload hash to the job.
-const rubyCrossJob = `
-class FerryPayload
-  def call(_worker, job, _queue)
-    Thread.current[:ferry_job] = job
-    yield
-  ensure
-    Thread.current[:ferry_job] = nil
-  end
-end
-Sidekiq.configure_server do |config|
-  Sidekiq.options[:poll_interval_average] = 1
-  config.server_middleware { |chain| chain.add FerryPayload }
-end
+// about the failure (rubyCapturePayload exposes the payload hash to the job).
+const rubyCrossJob = rubyCapturePayload + `
 class CrossJob
   include Sidekiq::Worker
   sidekiq_options queue: "cross", backtrace: true
