@@ -170,7 +170,7 @@ func TestTwoRelaysDeliverEachJidOnce(t *testing.T) {
 func TestRedisDownParksAfterMaxAttempts(t *testing.T) {
 	t.Parallel()
 	db, table := newTable(t)
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1, DialTimeout: time.Second})
 	t.Cleanup(func() { rdb.Close() })
 	const maxAttempts = 3
 	relay := outbox.NewRelay(db, sidekiq.NewClient(rdb, nil), &outbox.RelayConfig{Table: table, MaxAttempts: maxAttempts})
