@@ -82,18 +82,21 @@ func pushInTx(t *testing.T, db *sql.DB, table string, n int, commit bool, opts .
 	return jids
 }
 
-// drain runs RunOnce until it claims nothing.
-func drain(t *testing.T, r *outbox.Relay) {
+// drain runs RunOnce until it claims nothing and returns how many rows it claimed. It may
+// run in a goroutine of the test.
+func drain(t *testing.T, r *outbox.Relay) int {
 	t.Helper()
+	total := 0
 	for {
 		n, err := r.RunOnce(context.Background())
 		if err != nil {
 			t.Error(err)
-			return
+			return total
 		}
 		if n == 0 {
-			return
+			return total
 		}
+		total += n
 	}
 }
 

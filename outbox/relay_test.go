@@ -130,19 +130,7 @@ func TestTwoRelaysDeliverEachJidOnce(t *testing.T) {
 	claimed := make([]int, 2)
 	for i := range claimed {
 		relay := outbox.NewRelay(db, sidekiq.NewClient(rr.Client, nil), &outbox.RelayConfig{Table: table, Batch: 50})
-		wg.Go(func() {
-			for {
-				n, err := relay.RunOnce(context.Background())
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if n == 0 {
-					return
-				}
-				claimed[i] += n
-			}
-		})
+		wg.Go(func() { claimed[i] = drain(t, relay) })
 	}
 	wg.Wait()
 	if claimed[0]+claimed[1] != rows {
