@@ -1,0 +1,133 @@
+package outbox_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"os"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/ferryhq/ferry/outbox"
+	"github.com/ferryhq/ferry/testutil"
+)
+
+func postgresURL() string {
+	if u := os.Getenv("POSTGRES_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+// newTable opens the test PostgreSQL and creates an outbox table with a random name,
+// dropped at cleanup. A missing PostgreSQL skips the test (fails it in CI).
+func newTable(t *testing.T) (*sql.DB, string) {
+	t.Helper()
+	db, err := sql.Open("pgx", postgresURL())
+	if err != nil {
+		t.Fatalf("sql.Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		testutil.Unavailable(t, "no PostgreSQL at %s: %v", postgresURL(), err)
+		return nil, ""
+	}
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	table := "outbox_test_" + hex.EncodeToString(b[:])
+	if err := outbox.CreateTable(ctx, db, table); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := db.ExecContext(context.Background(), "DROP TABLE IF EXISTS "+table); err != nil {
+			t.Errorf("drop %s: %v", table, err)
+		}
+	})
+	return db, table
+}
+
+// pushInTx writes n jobs of class in one transaction and commits it (or rolls it back).
+func pushInTx(t *testing.T, db *sql.DB, table string, n int, commit bool, opts ...outbox.Option) []string {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jids := make([]string, 0, n)
+	opts = append([]outbox.Option{outbox.Table(table)}, opts...)
+	for i := range n {
+		jid, err := outbox.Push(ctx, tx, "WelcomeEmailJob", []any{i, "user@example.com"}, opts...)
+		if err != nil {
+			tx.Rollback()
+			t.Fatal(err)
+		}
+		jids = append(jids, jid)
+	}
+	if commit {
+		err = tx.Commit()
+	} else {
+		err = tx.Rollback()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jids
+}
+
+// drain runs RunOnce until it claims nothing and returns how many rows it claimed. It may
+// run in a goroutine of the test.
+func drain(t *testing.T, r *outbox.Relay) int {
+	t.Helper()
+	total := 0
+	for {
+		n, err := r.RunOnce(context.Background())
+		if err != nil {
+			t.Error(err)
+			return total
+		}
+		if n == 0 {
+			return total
+		}
+		total += n
+	}
+}
+
+type rowState struct {
+	attempts  int
+	lastError sql.NullString
+	delivered bool
+	parked    bool
+}
+
+func state(t *testing.T, db *sql.DB, table, jid string) rowState {
+	t.Helper()
+	var s rowState
+	err := db.QueryRow("SELECT attempts, last_error, delivered_at IS NOT NULL, parked_at IS NOT NULL FROM "+table+" WHERE jid = $1", jid).
+		Scan(&s.attempts, &s.lastError, &s.delivered, &s.parked)
+	if err != nil {
+		t.Fatalf("row %s: %v", jid, err)
+	}
+	return s
+}
+
+// queueCounts returns how many times each jid appears in the queue.
+func queueCounts(t *testing.T, rr *testutil.RealRedisDB, queue string) map[string]int {
+	t.Helper()
+	jobs, err := testutil.Enqueued(context.Background(), rr.Client, "", queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := make(map[string]int, len(jobs))
+	for _, j := range jobs {
+		counts[j.JID]++
+	}
+	return counts
+}

@@ -1,0 +1,188 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ferryhq/ferry/outbox"
+	"github.com/ferryhq/ferry/sidekiq"
+	"github.com/ferryhq/ferry/testutil"
+)
+
+func TestCommitAndRollback(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		commit bool
+		want   int
+	}{
+		{"rollback delivers nothing", false, 0},
+		{"commit delivers once", true, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db, table := newTable(t)
+			rr := testutil.RealRedis(t)
+			relay := outbox.NewRelay(db, sidekiq.NewClient(rr.Client, nil), &outbox.RelayConfig{Table: table})
+			jid := pushInTx(t, db, table, 1, tc.commit)[0]
+			drain(t, relay)
+			drain(t, relay) // a second pass must not deliver again
+			counts := queueCounts(t, rr, "default")
+			if counts[jid] != tc.want || len(counts) != tc.want {
+				t.Fatalf("queue holds %v, want jid %s %d times", counts, jid, tc.want)
+			}
+			if tc.commit {
+				if s := state(t, db, table, jid); !s.delivered || s.attempts != 0 {
+					t.Fatalf("row state %+v, want delivered with no failed attempt", s)
+				}
+				job := testutil.RequireEnqueued(t, rr.Client, "", "default", "WelcomeEmailJob", []any{0, "user@example.com"})
+				if job.EnqueuedAt.IsZero() || job.CreatedAt.IsZero() || !job.Retry.IsSet() {
+					t.Fatalf("delivered job lacks Sidekiq fields: %+v", job)
+				}
+			}
+		})
+	}
+}
+
+func TestScheduledRowGoesToScheduleSet(t *testing.T) {
+	t.Parallel()
+	db, table := newTable(t)
+	rr := testutil.RealRedis(t)
+	relay := outbox.NewRelay(db, sidekiq.NewClient(rr.Client, nil), &outbox.RelayConfig{Table: table})
+	at := time.Now().Add(time.Hour)
+	jid := pushInTx(t, db, table, 1, true, outbox.At(at), outbox.Queue("mail"))[0]
+	drain(t, relay)
+	got := testutil.RequireScheduled(t, rr.Client, "", "WelcomeEmailJob", []any{0, "user@example.com"}, at, time.Second)
+	if got.JID != jid || got.Queue != "mail" {
+		t.Fatalf("scheduled job %s in queue %q, want %s in mail", got.JID, got.Queue, jid)
+	}
+}
+
+// The ctx given to PushJob carries the guard to the terminal push when the client has no
+// middleware: a second push of the same jid is stopped by the marker.
+func TestGuardThroughPushJobContext(t *testing.T) {
+	t.Parallel()
+	rr := testutil.RealRedis(t)
+	client := sidekiq.NewClient(rr.Client, nil)
+	job := &sidekiq.Job{Class: "X", JID: sidekiq.NewJID()}
+	ctx := sidekiq.WithPushGuards(context.Background(), outbox.DeliveryGuard(job.JID))
+	if _, err := client.PushJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	_, err := client.PushJob(ctx, job)
+	var held *sidekiq.GuardHeldError
+	if !errors.As(err, &held) || !errors.Is(err, sidekiq.ErrPushStopped) || held.Holder != job.JID {
+		t.Fatalf("second push: %v, want GuardHeldError held by %s", err, job.JID)
+	}
+	if ttl := rr.Client.TTL(context.Background(), outbox.MarkerPrefix+job.JID).Val(); ttl <= 0 || ttl > outbox.MarkerTTL {
+		t.Fatalf("marker TTL %v", ttl)
+	}
+	if n := len(queueCounts(t, rr, "default")); n != 1 {
+		t.Fatalf("queue holds %d jobs, want 1", n)
+	}
+}
+
+// A relay that pushed a row and died before marking it: the next relay finds the marker,
+// pushes nothing and marks the row delivered.
+func TestCrashAfterPushBeforeMark(t *testing.T) {
+	t.Parallel()
+	db, table := newTable(t)
+	rr := testutil.RealRedis(t)
+	client := sidekiq.NewClient(rr.Client, nil)
+	jid := pushInTx(t, db, table, 1, true)[0]
+
+	var payload string
+	if err := db.QueryRow("SELECT payload FROM "+table+" WHERE jid = $1", jid).Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
+	job, err := sidekiq.ParseJobString(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := sidekiq.WithPushGuards(context.Background(), outbox.DeliveryGuard(jid))
+	if _, err := client.PushJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+
+	drain(t, outbox.NewRelay(db, client, &outbox.RelayConfig{Table: table}))
+	if s := state(t, db, table, jid); !s.delivered || s.attempts != 0 {
+		t.Fatalf("row state %+v, want delivered", s)
+	}
+	if counts := queueCounts(t, rr, "default"); counts[jid] != 1 || len(counts) != 1 {
+		t.Fatalf("queue holds %v, want %s once", counts, jid)
+	}
+}
+
+func TestTwoRelaysDeliverEachJidOnce(t *testing.T) {
+	t.Parallel()
+	const rows = 2000
+	db, table := newTable(t)
+	rr := testutil.RealRedis(t)
+	jids := pushInTx(t, db, table, rows, true)
+	var wg sync.WaitGroup
+	claimed := make([]int, 2)
+	for i := range claimed {
+		relay := outbox.NewRelay(db, sidekiq.NewClient(rr.Client, nil), &outbox.RelayConfig{Table: table, Batch: 50})
+		wg.Go(func() { claimed[i] = drain(t, relay) })
+	}
+	wg.Wait()
+	if claimed[0]+claimed[1] != rows {
+		t.Fatalf("relays claimed %v rows, want %d in all", claimed, rows)
+	}
+	counts := queueCounts(t, rr, "default")
+	if len(counts) != rows {
+		t.Fatalf("queue holds %d distinct jids, want %d", len(counts), rows)
+	}
+	for _, jid := range jids {
+		if counts[jid] != 1 {
+			t.Fatalf("jid %s is in the queue %d times", jid, counts[jid])
+		}
+	}
+	var undelivered int
+	if err := db.QueryRow("SELECT count(*) FROM " + table + " WHERE delivered_at IS NULL").Scan(&undelivered); err != nil {
+		t.Fatal(err)
+	}
+	if undelivered != 0 {
+		t.Fatalf("%d rows not marked delivered", undelivered)
+	}
+	t.Logf("relay claims: %v", claimed)
+}
+
+func TestRedisDownParksAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
+	db, table := newTable(t)
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1, DialTimeout: time.Second})
+	t.Cleanup(func() { rdb.Close() })
+	const maxAttempts = 3
+	relay := outbox.NewRelay(db, sidekiq.NewClient(rdb, nil), &outbox.RelayConfig{Table: table, MaxAttempts: maxAttempts})
+	jids := pushInTx(t, db, table, 2, true)
+	for attempt := 1; attempt <= maxAttempts+1; attempt++ {
+		n, err := relay.RunOnce(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantAttempts, wantParked, wantClaimed := attempt, attempt >= maxAttempts, 2
+		if attempt > maxAttempts {
+			wantAttempts, wantClaimed = maxAttempts, 0
+		}
+		if n != wantClaimed {
+			t.Fatalf("pass %d claimed %d rows, want %d", attempt, n, wantClaimed)
+		}
+		for _, jid := range jids {
+			s := state(t, db, table, jid)
+			if s.attempts != wantAttempts || s.parked != wantParked || s.delivered {
+				t.Fatalf("pass %d: row %+v, want attempts %d parked %v", attempt, s, wantAttempts, wantParked)
+			}
+			if !s.lastError.Valid || !strings.Contains(s.lastError.String, "127.0.0.1:1") {
+				t.Fatalf("pass %d: last_error %q does not name the Redis error", attempt, s.lastError.String)
+			}
+		}
+	}
+}

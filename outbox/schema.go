@@ -1,0 +1,66 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// DefaultTable is the outbox table used when no Table option or RelayConfig.Table is given.
+const DefaultTable = "ferry_outbox"
+
+// Schema is the outbox table's definition; %[1]s stands for the table name. Columns:
+//
+//   - id: delivery order (rows are relayed by ascending id).
+//   - jid: the job's jid, unique.
+//   - payload: the complete Sidekiq JSON of the job, as sidekiq.Job.AppendJSON writes it.
+//   - run_at: when set, the job goes to the schedule set for that time.
+//   - created_at: when the row was inserted (the transaction's start).
+//   - attempts, last_error: failed delivery attempts so far and the latest error.
+//   - delivered_at: when the relay pushed the job to Redis.
+//   - parked_at: when the relay gave up on the row (after MaxAttempts, or an unreadable
+//     payload); parked rows stay in the table with their error and are never retried.
+//
+// The partial index serves the relay's claim query.
+const Schema = `CREATE TABLE IF NOT EXISTS %[1]s (
+	id           bigserial PRIMARY KEY,
+	jid          text NOT NULL UNIQUE,
+	payload      text NOT NULL,
+	run_at       timestamptz NULL,
+	created_at   timestamptz NOT NULL DEFAULT now(),
+	attempts     integer NOT NULL DEFAULT 0,
+	last_error   text NULL,
+	delivered_at timestamptz NULL,
+	parked_at    timestamptz NULL
+);
+CREATE INDEX IF NOT EXISTS %[2]s ON %[1]s (id) WHERE delivered_at IS NULL AND parked_at IS NULL`
+
+// tableName accepts an identifier, optionally schema-qualified: letters, digits and
+// underscores, not starting with a digit. Table names are spliced into SQL, so nothing else
+// is allowed.
+var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
+
+func checkTable(table string) error {
+	if !tableName.MatchString(table) {
+		return fmt.Errorf("outbox: invalid table name %q", table)
+	}
+	return nil
+}
+
+// CreateTable creates the outbox table (and its index) named table if it does not exist.
+// table may be schema-qualified ("app.outbox").
+func CreateTable(ctx context.Context, db *sql.DB, table string) error {
+	if err := checkTable(table); err != nil {
+		return err
+	}
+	index := strings.ReplaceAll(table, ".", "_") + "_pending"
+	if i := strings.IndexByte(table, '.'); i >= 0 {
+		index = table[i+1:] + "_pending"
+	}
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(Schema, table, index)); err != nil {
+		return fmt.Errorf("outbox: create table %s: %w", table, err)
+	}
+	return nil
+}
