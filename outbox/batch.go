@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/ferryhq/ferry/sidekiq"
@@ -29,9 +30,12 @@ type row struct {
 }
 
 // RunOnce claims one batch of undelivered rows, pushes each to Redis and records the
-// outcome, all in one transaction. It returns how many rows it claimed. A row whose push
-// fails gets attempts+1 and last_error, and is parked once attempts reach MaxAttempts; a
-// row whose payload cannot be parsed is parked at once.
+// outcome, all in one transaction. It returns how many rows it claimed. A row that Redis
+// refuses (an error reply) gets attempts+1 and last_error, and is parked once attempts
+// reach MaxAttempts; a row whose payload cannot be parsed is parked at once. When Redis
+// cannot be reached (no reply at all), the pass stops: the rows delivered so far are marked,
+// the rest wait uncounted for the next pass, and the error (matching ErrRedisUnavailable)
+// is returned, so an outage of any length parks nothing.
 func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -43,6 +47,7 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	var delivered []int64
+	var unavailable error
 	for _, rw := range rows {
 		perr := r.deliver(ctx, rw)
 		if perr == nil {
@@ -51,6 +56,10 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 		}
 		if ctx.Err() != nil {
 			return 0, fmt.Errorf("outbox: relay: %w", ctx.Err())
+		}
+		if !errors.Is(perr, errBadPayload) && !isRedisReply(perr) {
+			unavailable = fmt.Errorf("%w: %d of %d rows wait: %w", ErrRedisUnavailable, len(rows)-len(delivered), len(rows), perr)
+			break
 		}
 		park := rw.attempts+1 >= r.cfg.MaxAttempts || errors.Is(perr, errBadPayload)
 		r.cfg.Logger.Warn("outbox delivery failed", zap.String("jid", rw.jid), zap.Bool("parked", park), zap.Error(perr))
@@ -66,7 +75,18 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("outbox: relay commit: %w", err)
 	}
-	return len(rows), nil
+	return len(rows), unavailable
+}
+
+// ErrRedisUnavailable is matched by RunOnce's error when Redis could not be reached; the
+// undelivered rows wait, their attempts not counted.
+var ErrRedisUnavailable = errors.New("outbox: redis unavailable")
+
+// isRedisReply reports whether err is an error reply from Redis (it refused the push),
+// as opposed to no reply at all (connection refused, reset, timed out).
+func isRedisReply(err error) bool {
+	var reply redis.Error
+	return errors.As(err, &reply)
 }
 
 func (r *Relay) claim(ctx context.Context, tx *sql.Tx) ([]row, error) {

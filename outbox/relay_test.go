@@ -155,33 +155,74 @@ func TestTwoRelaysDeliverEachJidOnce(t *testing.T) {
 	t.Logf("relay claims: %v", claimed)
 }
 
-func TestRedisDownParksAfterMaxAttempts(t *testing.T) {
+// TestRedisDownRowsWaitThenDeliver: while Redis cannot be reached, passes fail with
+// ErrRedisUnavailable and rows wait uncounted (an outage longer than MaxAttempts passes
+// parks nothing); once a reachable Redis is there, every row is delivered.
+func TestRedisDownRowsWaitThenDeliver(t *testing.T) {
 	t.Parallel()
 	db, table := newTable(t)
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1, DialTimeout: time.Second})
-	t.Cleanup(func() { rdb.Close() })
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1, DialTimeout: time.Second})
+	t.Cleanup(func() { down.Close() })
+	const maxAttempts = 2
+	cfg := &outbox.RelayConfig{Table: table, MaxAttempts: maxAttempts}
+	relay := outbox.NewRelay(db, sidekiq.NewClient(down, nil), cfg)
+	jids := pushInTx(t, db, table, 2, true)
+	for pass := 1; pass <= maxAttempts+2; pass++ {
+		if _, err := relay.RunOnce(context.Background()); !errors.Is(err, outbox.ErrRedisUnavailable) {
+			t.Fatalf("pass %d: err = %v, want ErrRedisUnavailable", pass, err)
+		}
+		for _, jid := range jids {
+			if s := state(t, db, table, jid); s.attempts != 0 || s.parked || s.delivered {
+				t.Fatalf("pass %d: row %+v, want waiting with no attempt counted", pass, s)
+			}
+		}
+	}
+	up := testutil.RealRedis(t)
+	if _, err := outbox.NewRelay(db, sidekiq.NewClient(up.Client, nil), cfg).RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, jid := range jids {
+		if s := state(t, db, table, jid); !s.delivered {
+			t.Fatalf("row %s not delivered once Redis is up: %+v", jid, s)
+		}
+	}
+	if n := up.Client.LLen(context.Background(), "queue:default").Val(); n != int64(len(jids)) {
+		t.Fatalf("queue holds %d jobs, want %d", n, len(jids))
+	}
+}
+
+// TestRejectedRowParkedAfterMaxAttempts: a push Redis refuses with an error reply (here the
+// queue key holds a string, so LPUSH answers WRONGTYPE) counts as an attempt; after
+// MaxAttempts the row is parked with the error and later passes leave it alone.
+func TestRejectedRowParkedAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
+	db, table := newTable(t)
+	rdb := testutil.RealRedis(t).Client
+	if err := rdb.Set(context.Background(), "queue:default", "not a list", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
 	const maxAttempts = 3
 	relay := outbox.NewRelay(db, sidekiq.NewClient(rdb, nil), &outbox.RelayConfig{Table: table, MaxAttempts: maxAttempts})
 	jids := pushInTx(t, db, table, 2, true)
-	for attempt := 1; attempt <= maxAttempts+1; attempt++ {
+	for pass := 1; pass <= maxAttempts+1; pass++ {
 		n, err := relay.RunOnce(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantAttempts, wantParked, wantClaimed := attempt, attempt >= maxAttempts, 2
-		if attempt > maxAttempts {
+		wantAttempts, wantParked, wantClaimed := pass, pass >= maxAttempts, 2
+		if pass > maxAttempts {
 			wantAttempts, wantClaimed = maxAttempts, 0
 		}
 		if n != wantClaimed {
-			t.Fatalf("pass %d claimed %d rows, want %d", attempt, n, wantClaimed)
+			t.Fatalf("pass %d claimed %d rows, want %d", pass, n, wantClaimed)
 		}
 		for _, jid := range jids {
 			s := state(t, db, table, jid)
 			if s.attempts != wantAttempts || s.parked != wantParked || s.delivered {
-				t.Fatalf("pass %d: row %+v, want attempts %d parked %v", attempt, s, wantAttempts, wantParked)
+				t.Fatalf("pass %d: row %+v, want attempts %d parked %v", pass, s, wantAttempts, wantParked)
 			}
-			if !s.lastError.Valid || !strings.Contains(s.lastError.String, "127.0.0.1:1") {
-				t.Fatalf("pass %d: last_error %q does not name the Redis error", attempt, s.lastError.String)
+			if !s.lastError.Valid || !strings.Contains(s.lastError.String, "WRONGTYPE") {
+				t.Fatalf("pass %d: last_error %q does not name Redis's refusal", pass, s.lastError.String)
 			}
 		}
 	}

@@ -108,6 +108,17 @@ func TestPushGuard(t *testing.T) {
 				t.Fatalf("queue holds %d jobs, want 4", n)
 			}
 		})
+		t.Run("a push Redis refuses leaves no guard", func(t *testing.T) {
+			c := sidekiq.NewClient(rdb, &sidekiq.ClientConfig{Namespace: "g6"})
+			c.Use(guardWith(marker))
+			rdb.Set(ctx, "g6:queue:default", "not a list", 0)
+			if _, err := c.Push(ctx, "W", nil); err == nil || errors.Is(err, sidekiq.ErrPushStopped) {
+				t.Fatalf("push onto a string key: err = %v, want Redis's refusal", err)
+			}
+			if n := rdb.Exists(ctx, "g6:"+marker.Key).Val(); n != 0 {
+				t.Fatal("the guard was set although the push failed: a retry would now be skipped")
+			}
+		})
 		t.Run("invalid guard is an error, nothing written", func(t *testing.T) {
 			c := sidekiq.NewClient(rdb, &sidekiq.ClientConfig{Namespace: "g5"})
 			c.Use(guardWith(sidekiq.PushGuard{Key: "k"}))

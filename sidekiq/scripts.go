@@ -160,6 +160,11 @@ return moved
 //	then per guard i: ARGV[3+2i] TTL in ms, ARGV[4+2i] flags ("r" reentrant, "x" replace)
 //
 // Returns {1} when pushed, {0, i, holder} when guard i (1-based) is held by holder.
+//
+// Redis does not roll a script back when a command fails, so the order matters: guards
+// are read (a wrong-typed guard key fails here, before anything is written), the job is
+// pushed, and only then are the guards set. A push Redis refuses (say, WRONGTYPE on the
+// queue) leaves no guard behind.
 var guardedPushScript = redis.NewScript(`
 local n = #KEYS - 2
 for i = 1, n do
@@ -171,14 +176,14 @@ for i = 1, n do
     end
   end
 end
-for i = 1, n do
-  redis.call("SET", KEYS[2 + i], ARGV[4], "PX", ARGV[3 + 2 * i])
-end
 if ARGV[3] == "" then
   redis.call("SADD", KEYS[2], ARGV[2])
   redis.call("LPUSH", KEYS[1], ARGV[1])
 else
   redis.call("ZADD", KEYS[1], ARGV[3], ARGV[1])
+end
+for i = 1, n do
+  redis.call("SET", KEYS[2 + i], ARGV[4], "PX", ARGV[3 + 2 * i])
 end
 return {1}
 `)
