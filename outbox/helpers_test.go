@@ -15,11 +15,13 @@ import (
 	"github.com/ferryhq/ferry/testutil"
 )
 
+// postgresURL is POSTGRES_URL, or the database scripts/setup.sh prepares (the password is
+// ignored where the server trusts local connections, as on the CI machine).
 func postgresURL() string {
 	if u := os.Getenv("POSTGRES_URL"); u != "" {
 		return u
 	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	return "postgres://postgres:postgres@127.0.0.1:5432/test?sslmode=disable"
 }
 
 // newTable opens the test PostgreSQL and creates an outbox table with a random name,
