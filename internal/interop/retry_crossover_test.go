@@ -153,4 +153,3 @@ type failingError struct{}
 
 func (failingError) Error() string      { return "card declined" }
 func (failingError) ErrorClass() string { return "Payments::Declined" }
-
