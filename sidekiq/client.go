@@ -109,9 +109,8 @@ func (c *Client) Push(ctx context.Context, class string, args []any, opts ...Pus
 	if err != nil {
 		return "", err
 	}
-	now := c.cfg.Clock.Now()
-	runAt := s.runAt(now)
-	return c.pushBuilt(withPushDelay(ctx, runAt, now), job, runAt)
+	ctx, runAt := c.schedule(ctx, &s)
+	return c.pushBuilt(ctx, job, runAt)
 }
 
 // PushJob enqueues a job built by the caller (for example one read from an outbox table, or
@@ -124,9 +123,16 @@ func (c *Client) PushJob(ctx context.Context, job *Job, opts ...PushOption) (str
 	if err := c.fill(job, &s); err != nil {
 		return "", err
 	}
+	ctx, runAt := c.schedule(ctx, &s)
+	return c.pushBuilt(ctx, job, runAt)
+}
+
+// schedule returns when a push is due (zero: now) and a context that tells push middleware
+// the delay (PushDelay).
+func (c *Client) schedule(ctx context.Context, s *pushSettings) (context.Context, time.Time) {
 	now := c.cfg.Clock.Now()
 	runAt := s.runAt(now)
-	return c.pushBuilt(withPushDelay(ctx, runAt, now), job, runAt)
+	return withPushDelay(ctx, runAt, now), runAt
 }
 
 func (c *Client) pushBuilt(ctx context.Context, job *Job, runAt time.Time) (string, error) {
@@ -172,9 +178,7 @@ func (c *Client) pushBuilt(ctx context.Context, job *Job, runAt time.Time) (stri
 // stay pushed, and the error says how many were.
 func (c *Client) PushBulk(ctx context.Context, class string, argsList [][]any, opts ...PushOption) ([]string, error) {
 	s := collectPushOptions(opts)
-	now := c.cfg.Clock.Now()
-	runAt := s.runAt(now)
-	chainCtx := withPushDelay(ctx, runAt, now)
+	chainCtx, runAt := c.schedule(ctx, &s)
 	jids := make([]string, len(argsList))
 	batch := make([]*Job, 0, min(len(argsList), c.cfg.BulkBatchSize))
 	batchIdx := make([]int, 0, cap(batch))
@@ -282,6 +286,7 @@ func (c *Client) fill(job *Job, s *pushSettings) error {
 func (c *Client) write(ctx context.Context, jobs []*Job, runAt time.Time) (held []*GuardHeldError, err error) {
 	now := c.cfg.Clock.Now()
 	var guarded map[int]*redis.Cmd
+	score := epochSeconds(runAt)
 	_, err = c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		var members []redis.Z
 		byQueue := make(map[string][]any, 1)
@@ -298,10 +303,10 @@ func (c *Client) write(ctx context.Context, jobs []*Job, runAt time.Time) (held 
 				if guarded == nil {
 					guarded = make(map[int]*redis.Cmd)
 				}
-				keys, args := c.guardArgs(j, payload, runAt)
+				keys, args := c.guardArgs(j, payload, runAt, score)
 				guarded[i] = guardedPushScript.Eval(ctx, p, keys, args...)
 			case !runAt.IsZero():
-				members = append(members, redis.Z{Score: epochSeconds(runAt), Member: payload})
+				members = append(members, redis.Z{Score: score, Member: payload})
 			default:
 				if _, ok := byQueue[j.Queue]; !ok {
 					order = append(order, j.Queue)

@@ -15,8 +15,9 @@ import (
 // are built on it.
 //
 // A guard key holds the jid of the job that set it. Attach guards to a push with
-// WithPushGuards, from the caller or from a push middleware. On Redis Cluster, a guarded push touches the guard keys
-// and the queue in one script, so they must hash to the same slot.
+// WithPushGuards, from the caller or from a push middleware. On Redis Cluster, a guarded
+// push touches the guard keys and the queue in one script, so they must hash to the same
+// slot.
 type PushGuard struct {
 	// Key is the guard's Redis key, without the Client's namespace (the Client adds it).
 	Key string
@@ -76,19 +77,19 @@ func validateGuards(guards []PushGuard) error {
 	return nil
 }
 
-// guardArgs builds KEYS and ARGV for guardedPushScript.
-func (c *Client) guardArgs(j *Job, payload []byte, runAt time.Time) ([]string, []any) {
+// guardArgs builds KEYS and ARGV for guardedPushScript; score is runAt in epoch seconds.
+func (c *Client) guardArgs(j *Job, payload []byte, runAt time.Time, score float64) ([]string, []any) {
 	keys := make([]string, 0, 2+len(j.guards))
 	args := make([]any, 0, 4+2*len(j.guards))
-	score := ""
+	at := ""
 	if runAt.IsZero() {
 		keys = append(keys, c.keys.queue(j.Queue))
 	} else {
 		keys = append(keys, c.keys.schedule())
-		score = strconv.FormatFloat(epochSeconds(runAt), 'f', -1, 64)
+		at = strconv.FormatFloat(score, 'f', -1, 64)
 	}
 	keys = append(keys, c.keys.queues())
-	args = append(args, payload, j.Queue, score, j.JID)
+	args = append(args, payload, j.Queue, at, j.JID)
 	for _, g := range j.guards {
 		flags := ""
 		if g.Reentrant {
