@@ -7,13 +7,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/internal/faultproxy"
+	"github.com/ferryhq/ferry/internal/redisproc"
 	"github.com/ferryhq/ferry/sidekiq"
 )
 
 // TestPushThroughCutProxy: a Client behind the fault proxy keeps pushing
 // after every connection is cut, and every acknowledged push is in Redis.
 func TestPushThroughCutProxy(t *testing.T) {
-	s := startRedis(t)
+	s := redisproc.Start(t)
 	p, err := faultproxy.Start(s.Addr())
 	if err != nil {
 		t.Fatal(err)

@@ -6,13 +6,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/redisproc"
 	"github.com/ferryhq/ferry/sidekiq"
 )
 
 // TestRedisKillKeepsJobs: jobs pushed before a SIGKILL of Redis are still
 // queued after the restart (appendfsync always).
 func TestRedisKillKeepsJobs(t *testing.T) {
-	s := startRedis(t)
+	s := redisproc.Start(t)
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr()})
 	defer rdb.Close()
@@ -26,7 +27,7 @@ func TestRedisKillKeepsJobs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("push: %v", err)
 	}
-	s.restart()
+	s.Restart()
 	n, err := rdb.LLen(ctx, "queue:default").Result()
 	if err != nil {
 		t.Fatalf("llen after restart: %v", err)
