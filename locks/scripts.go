@@ -30,12 +30,14 @@ return 0
 // Returns "" when the lease was taken, else the jid holding it. Not reentrant: a key that
 // already holds this jid (a copy of the job still running somewhere, or a crashed run
 // whose lease has not run out) is contention like any other.
-var acquireScript = redis.NewScript(`
+var acquireScript = redis.NewScript(acquireSource)
+
+const acquireSource = `
 if redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then
   return ""
 end
 return redis.call("GET", KEYS[1]) or ""
-`)
+`
 
 // renewScript extends a lease only while it still holds the caller's jid.
 //
