@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/faultproxy"
 	"github.com/ferryhq/ferry/locks"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
@@ -257,4 +258,59 @@ func TestWorkerLockLease(t *testing.T) {
 			t.Fatalf("lock holds %q after the first holder finished, want j2", v)
 		}
 	})
+}
+
+// TestWorkerLockStalledRenewal (semantics §9.2, without renewal): the holder's renewals
+// cannot reach Redis (a proxy delays them past their timeout), so its lease really expires
+// in Redis and a second job takes the lock. The first holder's context is cancelled with
+// ErrLeaseLost once its lease has run out unconfirmed, and its release, when Redis is
+// reachable again, leaves the second holder's lock alone.
+func TestWorkerLockStalledRenewal(t *testing.T) {
+	t.Parallel()
+	db := testutil.RealRedis(t)
+	ctx := context.Background()
+	proxy, err := faultproxy.Start(db.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	opts, err := redis.ParseURL(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Addr = proxy.Addr()
+	opts.ContextTimeoutEnabled = true
+	opts.MaxRetries = -1
+	slow := redis.NewClient(opts)
+	t.Cleanup(func() { _ = slow.Close() })
+
+	const lease = 300 * time.Millisecond
+	lock := locks.WorkerLock(slow, locks.Inputs("account"), locks.Lease(lease))
+	key := workerKey(t, "Sync", `{"account":3}`)
+	var cause error
+	err = run(ctx, lock, parseJob(t, `{"class":"Sync","jid":"j1","queue":"default","args":[{"account":3}]}`), func(ctx context.Context) error {
+		proxy.SetLatency(10 * lease) // renewals now time out
+		bg := context.WithoutCancel(ctx) // ctx may be cancelled any time from here on
+		waitFor(t, 10*time.Second, "the lease to expire in Redis", func() bool {
+			return db.Client.Exists(bg, key).Val() == 0
+		})
+		if err := db.Client.Set(bg, key, "j2", time.Minute).Err(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			cause = context.Cause(ctx)
+		case <-time.After(30 * time.Second):
+			return errors.New("handler context not cancelled after its lease ran out")
+		}
+		proxy.SetLatency(0)
+		proxy.CutAll() // drop connections still holding delayed traffic
+		return ctx.Err()
+	})
+	if !errors.Is(cause, locks.ErrLeaseLost) || !errors.Is(err, locks.ErrLeaseLost) {
+		t.Fatalf("cause %v, err %v; want ErrLeaseLost", cause, err)
+	}
+	if v := db.Client.Get(ctx, key).Val(); v != "j2" {
+		t.Fatalf("lock holds %q after the stalled holder finished, want j2", v)
+	}
 }
