@@ -289,7 +289,7 @@ func TestWorkerLockStalledRenewal(t *testing.T) {
 	key := workerKey(t, "Sync", `{"account":3}`)
 	var cause error
 	err = run(ctx, lock, parseJob(t, `{"class":"Sync","jid":"j1","queue":"default","args":[{"account":3}]}`), func(ctx context.Context) error {
-		proxy.SetLatency(10 * lease) // renewals now time out
+		proxy.SetLatency(10 * lease)     // renewals now time out
 		bg := context.WithoutCancel(ctx) // ctx may be cancelled any time from here on
 		waitFor(t, 10*time.Second, "the lease to expire in Redis", func() bool {
 			return db.Client.Exists(bg, key).Val() == 0
