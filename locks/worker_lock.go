@@ -102,7 +102,7 @@ func (w *Worker) Delay(n int) time.Duration {
 // payload) goes to the dead set (sidekiq.Discard): running it unlocked would break the
 // lock, and retrying cannot help. If Redis cannot be reached to take the lease the job
 // fails and is retried.
-func (w *Worker) InterceptRun(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) error {
+func (w *Worker) InterceptRun(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) (err error) {
 	if !w.applies(job) {
 		return next(ctx)
 	}
@@ -112,6 +112,7 @@ func (w *Worker) InterceptRun(ctx context.Context, job *sidekiq.Job, next func(c
 	}
 	full := w.cfg.keyPrefix + key
 	lease := w.cfg.lease
+	sent := time.Now() // the lease is good until at least sent+lease
 	holder, err := acquireScript.Run(ctx, w.rdb, []string{full}, job.JID, lease.Milliseconds()).Text()
 	if err != nil {
 		return fmt.Errorf("locks: take worker lock %s for job %s: %w", full, job.JID, err)
@@ -124,29 +125,31 @@ func (w *Worker) InterceptRun(ctx context.Context, job *sidekiq.Job, next func(c
 	}
 
 	runCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	var lost bool // written by renew before it returns; read after wg.Wait
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		lost = w.renew(runCtx, stop, job.JID, full, cancel)
+		lost = w.renew(runCtx, stop, job.JID, full, sent.Add(lease), cancel)
 	}()
-	err = next(runCtx)
-	close(stop)
-	wg.Wait()
-
-	bg, bgCancel := context.WithTimeout(context.WithoutCancel(ctx), lockOpTimeout)
-	defer bgCancel()
-	if rerr := releaseScript.Run(bg, w.rdb, []string{full}, job.JID).Err(); rerr != nil {
-		w.cfg.logger.Warn("worker lock not released; it expires with its lease",
-			zap.String("jid", job.JID), zap.String("key", full), zap.Duration("lease", lease), zap.Error(rerr))
-	}
-	if lost && err != nil {
-		return fmt.Errorf("%w: %w", ErrLeaseLost, err)
-	}
-	return err
+	// Deferred, so a panicking handler (recovered by the Server) stops the renewal and
+	// frees the lock too.
+	defer func() {
+		close(stop)
+		wg.Wait()
+		cancel(nil)
+		bg, bgCancel := context.WithTimeout(context.WithoutCancel(ctx), lockOpTimeout)
+		defer bgCancel()
+		if rerr := releaseScript.Run(bg, w.rdb, []string{full}, job.JID).Err(); rerr != nil {
+			w.cfg.logger.Warn("worker lock not released; it expires with its lease",
+				zap.String("jid", job.JID), zap.String("key", full), zap.Duration("lease", lease), zap.Error(rerr))
+		}
+		if lost && err != nil {
+			err = fmt.Errorf("%w: %w", ErrLeaseLost, err)
+		}
+	}()
+	return next(runCtx)
 }
 
 // contended counts the contention in the payload, keeps a queue lock that a queue lock
@@ -174,14 +177,14 @@ func (w *Worker) contended(ctx context.Context, job *sidekiq.Job, full, holder s
 	return sidekiq.RetryIn(delay, &HeldError{Key: full, Holder: holder})
 }
 
-// renew extends the lease every third of it until stop is closed. If the lease is lost
+// renew extends the lease every third of it until stop is closed; valid is when the lease
+// taken runs out at the earliest (monotonic clock). If the lease is lost
 // (another jid holds the key, it is gone, or Redis could not confirm a renewal before the
 // lease ran out) it logs, cancels the handler's context with ErrLeaseLost and returns true.
-func (w *Worker) renew(ctx context.Context, stop <-chan struct{}, jid, key string, cancel context.CancelCauseFunc) bool {
+func (w *Worker) renew(ctx context.Context, stop <-chan struct{}, jid, key string, valid time.Time, cancel context.CancelCauseFunc) bool {
 	lease := w.cfg.lease
 	tick := time.NewTicker(lease / 3)
 	defer tick.Stop()
-	valid := time.Now().Add(lease) // monotonic; the lease is at least this good
 	log := w.cfg.logger.With(zap.String("jid", jid), zap.String("key", key))
 	for {
 		select {

@@ -132,6 +132,21 @@ func TestWorkerLockRun(t *testing.T) {
 				t.Fatalf("%s still in the payload after the job got the lock", locks.WaitsKey)
 			}
 		})
+		t.Run("panicking handler frees the lock", func(t *testing.T) {
+			key := "w7:" + workerKey(t, "Sync", `{"account":3}`)
+			lock := locks.WorkerLock(rdb, locks.Inputs("account"), locks.RedisNamespace("w7"))
+			func() {
+				defer func() {
+					if r := recover(); r == nil {
+						t.Error("the panic did not propagate to the Server")
+					}
+				}()
+				_ = run(ctx, lock, parseJob(t, payload), func(context.Context) error { panic("boom") })
+			}()
+			if rdb.Exists(ctx, key).Val() != 0 {
+				t.Fatal("lock left after a panicking handler")
+			}
+		})
 		t.Run("release leaves a lock another job took", func(t *testing.T) {
 			key := "w4:" + workerKey(t, "Sync", `{"account":3}`)
 			lock := locks.WorkerLock(rdb, locks.Inputs("account"), locks.RedisNamespace("w4"))
