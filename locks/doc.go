@@ -25,6 +25,28 @@
 // lock with Classes when a Client also pushes other jobs. ActiveJob payloads are refused
 // the same way (ErrActiveJob): their args[0] is the envelope, not the job's inputs.
 //
+// # Ruby producers
+//
+// locks/ruby/ferry_queue_lock.rb (a single file needing only sidekiq 6.x to 8.x and Ruby's
+// digest and json) is a Sidekiq client middleware that takes the same queue lock when Rails
+// pushes: the same key by the rule below, set by the same Lua script (a byte-identical copy
+// of sidekiq.GuardedPushLua) in the same Redis call as the push, with the key recorded under
+// PayloadKey so a Go Server releases it. Install it in config/initializers/sidekiq.rb, for
+// the client and, because Sidekiq servers push too, for the server:
+//
+//	require Rails.root.join("lib/ferry_queue_lock").to_s
+//	locks = {classes: {"ReportWorker" => {inputs: %w[user_id]}}}
+//	Sidekiq.configure_client { |c| c.client_middleware { |ch| ch.add FerryQueueLock, locks } }
+//	Sidekiq.configure_server { |c| c.client_middleware { |ch| ch.add FerryQueueLock, locks } }
+//
+// Per class it takes inputs, namespace, ttl (seconds, default 3600) and on_conflict (:drop,
+// :raise, :replace), matching Inputs, Namespace, TTL and OnConflict. An accepted push returns
+// the new jid; a collapsed one writes nothing and returns the holder's jid (with :raise it
+// raises FerryQueueLock::LockedError). A scheduled push goes to the schedule set with a lock
+// TTL of ttl plus the delay. A payload that already carries PayloadKey (Sidekiq's scheduler
+// promoting a scheduled job or a retry) passes unchecked, as it does through a Go Server's
+// scheduler. locks/ruby/README.md has the details.
+//
 // # Lock key
 //
 // A lock key is computed from a namespace (the job class by default) and the job's named
