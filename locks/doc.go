@@ -47,6 +47,42 @@
 // promoting a scheduled job or a retry) passes unchecked, as it does through a Go Server's
 // scheduler. locks/ruby/README.md has the details.
 //
+// # sidekiq-unique-jobs
+//
+// Jobs pushed by Ruby with the sidekiq-unique-jobs gem (v7 and v8 key layout) carry their
+// lock in the payload: "lock" (the type) and "lock_digest" (or the older "unique_digest"),
+// the gem's key "uniquejobs:<hash>". UniqueJobs is server middleware that releases that
+// lock at the point the gem's own server middleware would, with a Lua script that does what
+// the gem's unlock.lua does (HDEL the jid from <digest>:LOCKED, UNLINK the digest, :INFO,
+// :LOCKED and :PRIMED, ZREM it from uniquejobs:digests, wake the gem's waiters through
+// :QUEUED, and add an entry to uniquejobs:changelog), and only when the job's jid holds the
+// lock:
+//
+//   - until_executing: released before the handler; taken back if the handler fails and
+//     nobody else holds it, so the retry stays unique (gem v8.1).
+//   - until_executed: released after the handler succeeds; a failed run keeps it through
+//     its retries (gem v8.1, PR #931; v8.0 released it on failure).
+//   - until_expired: never released; the TTL does it.
+//   - while_executing, until_and_while_executing and unknown types are not run: the job
+//     fails with an *UnsupportedLockError (ErrUnsupportedLock) and goes to the retry set,
+//     where a Ruby process may take it. Ferry takes no runtime (:RUN) locks, so keep such
+//     classes on Ruby servers.
+//
+// Set sidekiq.Config.OnDeath to the middleware's OnDeath so that a job that dies releases
+// its lock, as the gem's death handler does. Two deliberate differences from the gem: a
+// job whose lock is gone or held by another jid when it starts still runs (the gem skips
+// it, dropping the job), and nothing, the death handler included, deletes a lock another
+// jid holds.
+//
+//	uj := locks.UniqueJobs(rdb)
+//	srv := sidekiq.NewServer(rdb, &sidekiq.Config{OnDeath: uj.OnDeath})
+//	srv.Use(uj)
+//
+// The gem's orphan reaper deletes locks whose job it cannot find in a queue, the schedule
+// or retry set, or a listed process's <identity>:work hash; a Go Server publishes its
+// running jobs there with their payload, so the reaper sees them. With no Ruby Sidekiq
+// server running, nothing reaps, and locks of lost jobs without lock_ttl stay.
+//
 // # Lock key
 //
 // A lock key is computed from a namespace (the job class by default) and the job's named
