@@ -66,10 +66,11 @@ Sidekiq.configure_client do |c|
       "Shared2" => {namespace: "shared", inputs: ["id"]},
       "Strict" => {on_conflict: :raise},
       "Later" => {ttl: 60},
+      "Taker" => {on_conflict: "replace"},
     }
   end
 end
-%w[Report Audit Shared1 Shared2 Strict Later Plain].each do |n|
+%w[Report Audit Shared1 Shared2 Strict Later Taker Plain].each do |n|
   Object.const_set(n, Class.new { include Sidekiq::Worker })
 end
 `
@@ -96,6 +97,7 @@ func TestRubyMiddlewareCollapses(t *testing.T) {
 		diff  [][2]int // pairs that must differ
 		class string   // class whose key is checked to hold out[0]
 		in    string   // its args[0]
+		want  map[int]string
 	}{
 		{
 			name:  "three identical pushes make one job",
@@ -168,6 +170,25 @@ out << "b" * 24`,
 			class: "Audit", in: `{"id":1}`,
 		},
 		{
+			name: "on_conflict replace takes the lock over and pushes",
+			body: `out << Taker.perform_async("id" => 1); out << Taker.perform_async("id" => 1)
+out << Sidekiq.redis { |c| c.get(FerryQueueLock.key("Taker", {"id" => 1})) }`,
+			jobs: 2,
+			same: [][2]int{{1, 2}},
+			diff: [][2]int{{0, 1}},
+		},
+		{
+			name: "positional args raise FerryQueueLock::Error and push nothing",
+			body: `begin
+  Audit.perform_async(1, 2)
+  out << "pushed"
+rescue FerryQueueLock::Error => e
+  out << e.class.name
+end`,
+			jobs: 0,
+			want: map[int]string{0: "FerryQueueLock::Error"},
+		},
+		{
 			name: "on_conflict raise raises LockedError",
 			body: `out << Strict.perform_async("id" => 1)
 begin
@@ -196,6 +217,11 @@ end`,
 			for _, p := range tc.same {
 				if jids[p[0]] == "" || jids[p[0]] != jids[p[1]] {
 					t.Errorf("jids %d and %d: %q, %q; want the same", p[0], p[1], jids[p[0]], jids[p[1]])
+				}
+			}
+			for i, w := range tc.want {
+				if jids[i] != w {
+					t.Errorf("out[%d] = %q, want %q", i, jids[i], w)
 				}
 			}
 			for _, p := range tc.diff {
