@@ -63,16 +63,24 @@
 //   - until_executed: released after the handler succeeds; a failed run keeps it through
 //     its retries (gem v8.1, PR #931; v8.0 released it on failure).
 //   - until_expired: never released; the TTL does it.
-//   - while_executing, until_and_while_executing and unknown types are not run: the job
-//     fails with an *UnsupportedLockError (ErrUnsupportedLock) and goes to the retry set,
-//     where a Ruby process may take it. Ferry takes no runtime (:RUN) locks, so keep such
-//     classes on Ruby servers.
+//   - while_executing: a runtime lock on "<digest>:RUN" (the gem's keys, so Ruby and Go
+//     runs exclude each other), taken before the handler and released after it whatever
+//     the outcome. Its TTL is lock_ttl, or UniqueRunLease (30 s) without one, renewed every
+//     third of it while the handler runs, so a crashed Go process frees it within one TTL.
+//     When another job holds it, the job is rescheduled with sidekiq.RetryIn (5 s, no retry
+//     used up; the error matches ErrRunLockHeld) instead of the gem's default silent drop.
+//   - until_and_while_executing: the client lock is released before the handler and the
+//     runtime lock held around it; a failed or rescheduled run takes the client lock back.
+//   - an unknown type: the job is not run; it fails with an *UnsupportedLockError
+//     (ErrUnsupportedLock) and goes to the retry set, where a Ruby process may take it.
 //
 // Set sidekiq.Config.OnDeath to the middleware's OnDeath so that a job that dies releases
-// its lock, as the gem's death handler does. Two deliberate differences from the gem: a
-// job whose lock is gone or held by another jid when it starts still runs (the gem skips
-// it, dropping the job), and nothing, the death handler included, deletes a lock another
-// jid holds.
+// its lock, as the gem's death handler does. Deliberate differences from the gem, all so
+// that no job is lost: a job whose lock is gone or held by another jid when it starts
+// still runs (the gem skips it, dropping the job); a contended runtime lock reschedules
+// (whatever the job's on_conflict says); nothing, the death handler included, deletes a
+// lock another jid holds. Only lock_limit 1 is supported for runtime locks (a higher limit
+// is treated as 1).
 //
 //	uj := locks.UniqueJobs(rdb)
 //	srv := sidekiq.NewServer(rdb, &sidekiq.Config{OnDeath: uj.OnDeath})

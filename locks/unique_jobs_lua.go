@@ -43,34 +43,39 @@ end
 return 1
 `)
 
-// sujRelockScript takes digest D for a jid again when nobody holds it, as the gem does when
-// an until_executing job fails (so its retry stays unique). A lock held by any jid is left
-// alone.
+// sujLockScript takes digest D for a jid when nobody holds it, the way the gem's
+// queue_and_lock.lua does for a single lock (lock_limit 1): used to take an
+// until_executing lock back after a failed run (so the retry stays unique) and to take a
+// runtime (:RUN) lock. A lock held by any other jid is left alone; one held by this jid
+// has its TTL refreshed.
 //
 //	KEYS[1] D   KEYS[2] D:LOCKED   KEYS[3] uniquejobs:changelog   KEYS[4] uniquejobs:digests
 //	ARGV[1] jid   ARGV[2] now (epoch seconds)   ARGV[3] TTL in ms (0 = none)
 //	ARGV[4] changelog entries to keep (0 = none)
 //
 // Returns 1 when the jid holds the lock afterwards, 0 when another jid does.
-var sujRelockScript = redis.NewScript(`
+var sujLockScript = redis.NewScript(`
 local jid = ARGV[1]
-if redis.call("HLEN", KEYS[2]) > 0 then
-  return redis.call("HEXISTS", KEYS[2], jid)
-end
-local now = tonumber(ARGV[2])
-redis.call("SET", KEYS[1], jid)
-redis.call("HSET", KEYS[2], jid, ARGV[2])
-redis.call("ZADD", KEYS[4], now, KEYS[1])
 local pttl = tonumber(ARGV[3])
+if redis.call("HLEN", KEYS[2]) > 0 then
+  if redis.call("HEXISTS", KEYS[2], jid) == 0 then
+    return 0
+  end
+else
+  local now = tonumber(ARGV[2])
+  redis.call("SET", KEYS[1], jid)
+  redis.call("HSET", KEYS[2], jid, ARGV[2])
+  redis.call("ZADD", KEYS[4], now, KEYS[1])
+  local keep = tonumber(ARGV[4])
+  if keep > 0 then
+    local entry = cjson.encode({digest = KEYS[1], job_id = jid, script = "lock.lua", message = "Locked", time = now})
+    redis.call("ZADD", KEYS[3], now, entry)
+    redis.call("ZREMRANGEBYRANK", KEYS[3], 0, -(keep + 1))
+  end
+end
 if pttl > 0 then
   redis.call("PEXPIRE", KEYS[1], pttl)
   redis.call("PEXPIRE", KEYS[2], pttl)
-end
-local keep = tonumber(ARGV[4])
-if keep > 0 then
-  local entry = cjson.encode({digest = KEYS[1], job_id = jid, script = "lock.lua", message = "Locked", time = now})
-  redis.call("ZADD", KEYS[3], now, entry)
-  redis.call("ZREMRANGEBYRANK", KEYS[3], 0, -(keep + 1))
 end
 return 1
 `)

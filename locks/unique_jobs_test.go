@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -146,8 +147,6 @@ func TestUniqueJobsLifecycle(t *testing.T) {
 		{name: "until_executing: taken back when the handler fails", edits: []func(map[string]any){setField("lock", "until_executing")}, handlerErr: boom, wantRun: true, heldDuring: false, heldAfter: true, wantErr: boom},
 		{name: "until_expired: left to its TTL", edits: []func(map[string]any){setField("lock", "until_expired")}, wantRun: true, heldDuring: true, heldAfter: true},
 		{name: "legacy unique_digest", edits: []func(map[string]any){setField("lock_digest", nil), setField("unique_digest", sujDigest)}, wantRun: true, heldDuring: true, heldAfter: false},
-		{name: "while_executing is refused, not run", edits: []func(map[string]any){setField("lock", "while_executing")}, heldAfter: true, wantErr: locks.ErrUnsupportedLock},
-		{name: "until_and_while_executing is refused, not run", edits: []func(map[string]any){setField("lock", "until_and_while_executing")}, heldAfter: true, wantErr: locks.ErrUnsupportedLock},
 		{name: "unknown lock type is refused", edits: []func(map[string]any){setField("lock", "until_the_cows")}, heldAfter: true, wantErr: locks.ErrUnsupportedLock},
 		{name: "no lock field: runs untouched", edits: []func(map[string]any){setField("lock", nil)}, wantRun: true, heldDuring: true, heldAfter: true},
 		{name: "malformed lock_digest: runs untouched", edits: []func(map[string]any){setField("lock_digest", 12)}, wantRun: true, heldDuring: true, heldAfter: true},
@@ -376,5 +375,117 @@ func TestSUJReaperSeesGoJob(t *testing.T) {
 	}
 	if !sujHeld(t, r.Client, "", sujDigest, sujJID) {
 		t.Fatal("until_executed lock released while the job runs")
+	}
+}
+
+func TestUniqueJobsRuntimeLock(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("boom")
+	const other = "cccccccccccccccccccccccc"
+	run := sujDigest + ":RUN"
+	tests := []struct {
+		name         string
+		lock         string
+		runHeldBy    string // jid holding the runtime lock before the job starts
+		handlerErr   error
+		wantRun      bool
+		clientDuring bool // the client lock (fixture digest) held while the handler runs
+		clientAfter  bool
+		wantErr      []error
+	}{
+		{name: "while_executing holds :RUN while running", lock: "while_executing", wantRun: true, clientDuring: true, clientAfter: true},
+		{name: "while_executing releases :RUN when the handler fails", lock: "while_executing", handlerErr: boom, wantRun: true, clientDuring: true, clientAfter: true, wantErr: []error{boom}},
+		{name: "while_executing contended: rescheduled, not run, not dropped", lock: "while_executing", runHeldBy: other, clientAfter: true, wantErr: []error{locks.ErrRunLockHeld, sidekiq.ErrRetryIn}},
+		{name: "until_and_while_executing: client lock released, :RUN held", lock: "until_and_while_executing", wantRun: true, clientDuring: false, clientAfter: false},
+		{name: "until_and_while_executing failure takes the client lock back", lock: "until_and_while_executing", handlerErr: boom, wantRun: true, clientAfter: true, wantErr: []error{boom}},
+		{name: "until_and_while_executing contended keeps the client lock and reschedules", lock: "until_and_while_executing", runHeldBy: other, clientAfter: true, wantErr: []error{locks.ErrRunLockHeld, sidekiq.ErrRetryIn}},
+	}
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		for i, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				ns := "run" + string(rune('a'+i))
+				job, err := sidekiq.ParseJob(loadSUJ(t, rdb, ns, setField("lock", tc.lock)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.runHeldBy != "" {
+					rdb.Set(ctx, ns+":"+run, tc.runHeldBy, 0)
+					rdb.HSet(ctx, ns+":"+run+":LOCKED", tc.runHeldBy, "1796000000.5")
+					rdb.ZAdd(ctx, ns+":"+locks.SUJDigestsKey, redis.Z{Score: 1796000000.5, Member: ns + ":" + run})
+				}
+				u := locks.UniqueJobs(rdb, locks.UniqueRedisNamespace(ns))
+				ran, clientDuring, runDuring := false, false, false
+				var runTTL time.Duration
+				err = u.InterceptRun(ctx, job, func(context.Context) error {
+					ran = true
+					clientDuring = sujHeld(t, rdb, ns, sujDigest, sujJID)
+					runDuring = sujHeld(t, rdb, ns, run, sujJID)
+					runTTL = rdb.PTTL(ctx, ns+":"+run).Val()
+					return tc.handlerErr
+				})
+				for _, want := range tc.wantErr {
+					if !errors.Is(err, want) {
+						t.Errorf("error %v does not match %v", err, want)
+					}
+				}
+				if len(tc.wantErr) == 0 && err != nil {
+					t.Errorf("error %v, want nil", err)
+				}
+				if ran != tc.wantRun {
+					t.Fatalf("handler ran = %v, want %v", ran, tc.wantRun)
+				}
+				if ran {
+					if !runDuring || runTTL <= 0 || runTTL > locks.DefaultSUJRunLease {
+						t.Errorf(":RUN held while running = %v with PTTL %v; want held with a TTL of at most the lease", runDuring, runTTL)
+					}
+					if clientDuring != tc.clientDuring {
+						t.Errorf("client lock held while running = %v, want %v", clientDuring, tc.clientDuring)
+					}
+				}
+				if got := sujHeld(t, rdb, ns, sujDigest, sujJID); got != tc.clientAfter {
+					t.Errorf("client lock held after = %v, want %v", got, tc.clientAfter)
+				}
+				if tc.runHeldBy != "" {
+					if !sujHeld(t, rdb, ns, run, tc.runHeldBy) {
+						t.Error("the other job's runtime lock was touched")
+					}
+				} else if sujHeld(t, rdb, ns, run, sujJID) {
+					t.Error(":RUN still held after the run")
+				}
+			})
+		}
+	})
+}
+
+// TestUniqueJobsRuntimeLockRenewed runs a job for several lease lengths and checks that
+// its runtime lock never lapses meanwhile.
+func TestUniqueJobsRuntimeLockRenewed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := testutil.RealRedis(t)
+	job, err := sidekiq.ParseJob(loadSUJ(t, r.Client, "", setField("lock", "while_executing")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lease = 150 * time.Millisecond
+	run := sujDigest + ":RUN"
+	u := locks.UniqueJobs(r.Client, locks.UniqueRunLease(lease))
+	checks := 0
+	err = u.InterceptRun(ctx, job, func(context.Context) error {
+		// Watch the lock until four leases have gone by.
+		for end := time.Now().Add(4 * lease); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if !r.Client.HExists(ctx, run+":LOCKED", sujJID).Val() {
+				return fmt.Errorf("runtime lock lapsed after %d checks", checks)
+			}
+			checks++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sujHeld(t, r.Client, "", run, sujJID) {
+		t.Fatal(":RUN still held after the run")
 	}
 }
