@@ -189,6 +189,18 @@ end`,
 			want: map[int]string{0: "FerryQueueLock::Error"},
 		},
 		{
+			name: "Sidekiq::Testing fake mode: no lock, no Redis, Sidekiq's own fake queue",
+			body: `require "sidekiq/testing"
+Sidekiq::Testing.fake! do
+  2.times { Report.perform_async("user_id" => 7) }
+  out << Report.jobs.size.to_s
+  out << Report.jobs.map(&:keys).flatten.grep(/ferry/).size.to_s
+end
+out << Sidekiq.redis { |c| c.keys("*").size.to_s }`,
+			jobs: 0,
+			want: map[int]string{0: "2", 1: "0", 2: "0"},
+		},
+		{
 			name: "on_conflict raise raises LockedError",
 			body: `out << Strict.perform_async("id" => 1)
 begin
@@ -357,5 +369,48 @@ out << Sidekiq.redis { |c| c.pttl(`+testutil.RubyString(key)+`) }.to_s`)
 	})
 	if s := receive(t, ran, "the scheduled Ruby job to run"); s.jid != jid || s.lockHeld != 0 {
 		t.Fatalf("ran %s with lock present = %d; want %s with its lock released", s.jid, s.lockHeld, jid)
+	}
+}
+
+// TestRubyMiddlewareInSidekiqServer installs the middleware as the README says for Sidekiq
+// servers (configure_server client_middleware) and has a job performed by the sidekiq
+// binary push the same locked job twice: one job is queued, holding the lock.
+func TestRubyMiddlewareInSidekiqServer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := testutil.RealRedis(t)
+	abs, err := filepath.Abs(rubyMiddlewareFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs := `
+require ` + testutil.RubyString(abs) + `
+Sidekiq.configure_server do |c|
+  c.client_middleware { |ch| ch.add FerryQueueLock, classes: {"Report" => {inputs: %w[user_id]}} }
+end
+class Report; include Sidekiq::Worker; end
+class Spawner
+  include Sidekiq::Worker
+  def perform
+    jids = 2.times.map { Report.perform_async("user_id" => 7) }
+    Sidekiq.redis { |c| c.rpush("spawned", jids) }
+  end
+end
+`
+	testutil.StartSidekiq(t, r.URL, jobs, "-q", "spawn", "-c", "1")
+	if _, err := testutil.RunRuby(r.URL, `Sidekiq::Client.push("class" => "Spawner", "queue" => "spawn", "args" => [])`); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Client.BLPop(ctx, 30*time.Second, "spawned").Result()
+	if err != nil {
+		t.Fatalf("the Spawner job did not report: %v", err)
+	}
+	second := r.Client.LPop(ctx, "spawned").Val()
+	if res[1] == "" || res[1] != second {
+		t.Errorf("the two pushes returned %q and %q; want the same jid", res[1], second)
+	}
+	assertQueued(t, r, res[1])
+	if v := r.Client.Get(ctx, lockKey(t, "Report", `{"user_id":7}`)).Val(); v != res[1] {
+		t.Errorf("lock holds %q, want %q", v, res[1])
 	}
 }
