@@ -414,3 +414,37 @@ end
 		t.Errorf("lock holds %q, want %q", v, res[1])
 	}
 }
+
+// TestRubyMiddlewareKeyMatchesGo pushes awkward inputs (unicode, HTML characters, a float,
+// an array, a nested object, keys out of order, locale) through the Ruby middleware and
+// checks that Go computes the same key from the payload Ruby wrote.
+func TestRubyMiddlewareKeyMatchesGo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := testutil.RealRedis(t)
+	jid := rubyJIDs(t, r.URL, `out << Audit.perform_async("zeta" => "h\u00e9llo <a>&", "ratio" => 1.5, "tags" => ["x", 1, nil],
+  "nested" => {"b" => 1, "a" => [true]}, "id" => 12345678901234, "locale" => "fr", "tz" => "UTC")`)[0]
+	jobs, err := testutil.Enqueued(ctx, r.Client, "", "default")
+	if err != nil || len(jobs) != 1 || jobs[0].JID != jid {
+		t.Fatalf("queued %d jobs (%v), want Ruby's %s", len(jobs), err, jid)
+	}
+	var recorded string
+	if _, err := jobs[0].Get(locks.PayloadKey, &recorded); err != nil {
+		t.Fatal(err)
+	}
+	goKey, err := locks.QueueLock(r.Client).KeyFor(jobs[0])
+	if err != nil || goKey != recorded {
+		t.Fatalf("Go key %q (%v), Ruby recorded %q", goKey, err, recorded)
+	}
+	if v := r.Client.Get(ctx, recorded).Val(); v != jid {
+		t.Fatalf("lock holds %q, want %q", v, jid)
+	}
+	// The same inputs pushed from Go, keys in another order and another locale, collapse.
+	c := sidekiq.NewClient(r.Client, nil)
+	c.Use(locks.QueueLock(r.Client, locks.Classes("Audit")))
+	in := map[string]any{"id": int64(12345678901234), "nested": json.RawMessage(`{"b":1,"a":[true]}`), "tags": []any{"x", 1, nil},
+		"ratio": 1.5, "zeta": "héllo <a>&", "locale": "de"}
+	if got, err := c.Push(ctx, "Audit", []any{in}); got != jid || !errors.Is(err, sidekiq.ErrPushStopped) {
+		t.Fatalf("Go push = %q, %v; want Ruby's %s, ErrPushStopped", got, err, jid)
+	}
+}
