@@ -80,6 +80,72 @@
 // ActiveJob payload) is sent to the dead set with sidekiq.Discard; limit the lock with
 // Classes. If Redis cannot be reached to take the lease, the job fails and is retried.
 //
+// # Ruby producers
+//
+// locks/ruby/ferry_queue_lock.rb (a single file needing only sidekiq 6.x to 8.x and Ruby's
+// digest and json) is a Sidekiq client middleware that takes the same queue lock when Rails
+// pushes: the same key by the rule below, set by the same Lua script (a byte-identical copy
+// of sidekiq.GuardedPushLua) in the same Redis call as the push, with the key recorded under
+// PayloadKey so a Go Server releases it. Install it in config/initializers/sidekiq.rb, for
+// the client and, because Sidekiq servers push too, for the server:
+//
+//	require Rails.root.join("lib/ferry_queue_lock").to_s
+//	locks = {classes: {"ReportWorker" => {inputs: %w[user_id]}}}
+//	Sidekiq.configure_client { |c| c.client_middleware { |ch| ch.add FerryQueueLock, locks } }
+//	Sidekiq.configure_server { |c| c.client_middleware { |ch| ch.add FerryQueueLock, locks } }
+//
+// Per class it takes inputs, namespace, ttl (seconds, default 3600) and on_conflict (:drop,
+// :raise, :replace), matching Inputs, Namespace, TTL and OnConflict. An accepted push returns
+// the new jid; a collapsed one writes nothing and returns the holder's jid (with :raise it
+// raises FerryQueueLock::LockedError). A scheduled push goes to the schedule set with a lock
+// TTL of ttl plus the delay. A payload that already carries PayloadKey (Sidekiq's scheduler
+// promoting a scheduled job or a retry) passes unchecked, as it does through a Go Server's
+// scheduler. locks/ruby/README.md has the details.
+//
+// # sidekiq-unique-jobs
+//
+// Jobs pushed by Ruby with the sidekiq-unique-jobs gem (v7 and v8 key layout) carry their
+// lock in the payload: "lock" (the type) and "lock_digest" (or the older "unique_digest"),
+// the gem's key "uniquejobs:<hash>". UniqueJobs is server middleware that releases that
+// lock at the point the gem's own server middleware would, with a Lua script that does what
+// the gem's unlock.lua does (HDEL the jid from <digest>:LOCKED, UNLINK the digest, :INFO,
+// :LOCKED and :PRIMED, ZREM it from uniquejobs:digests, wake the gem's waiters through
+// :QUEUED, and add an entry to uniquejobs:changelog), and only when the job's jid holds the
+// lock:
+//
+//   - until_executing: released before the handler; taken back if the handler fails and
+//     nobody else holds it, so the retry stays unique (gem v8.1).
+//   - until_executed: released after the handler succeeds; a failed run keeps it through
+//     its retries (gem v8.1, PR #931; v8.0 released it on failure).
+//   - until_expired: never released; the TTL does it.
+//   - while_executing: a runtime lock on "<digest>:RUN" (the gem's keys, so Ruby and Go
+//     runs exclude each other), taken before the handler and released after it whatever
+//     the outcome. Its TTL is lock_ttl, or UniqueRunLease (30 s) without one, renewed every
+//     third of it while the handler runs, so a crashed Go process frees it within one TTL.
+//     When another job holds it, the job is rescheduled with sidekiq.RetryIn (5 s, no retry
+//     used up; the error matches ErrRunLockHeld) instead of the gem's default silent drop.
+//   - until_and_while_executing: the client lock is released before the handler and the
+//     runtime lock held around it; a failed or rescheduled run takes the client lock back.
+//   - an unknown type: the job is not run; it fails with an *UnsupportedLockError
+//     (ErrUnsupportedLock) and goes to the retry set, where a Ruby process may take it.
+//
+// Set sidekiq.Config.OnDeath to the middleware's OnDeath so that a job that dies releases
+// its lock, as the gem's death handler does. Deliberate differences from the gem, all so
+// that no job is lost: a job whose lock is gone or held by another jid when it starts
+// still runs (the gem skips it, dropping the job); a contended runtime lock reschedules
+// (whatever the job's on_conflict says); nothing, the death handler included, deletes a
+// lock another jid holds. Only lock_limit 1 is supported for runtime locks (a higher limit
+// is treated as 1).
+//
+//	uj := locks.UniqueJobs(rdb)
+//	srv := sidekiq.NewServer(rdb, &sidekiq.Config{OnDeath: uj.OnDeath})
+//	srv.Use(uj)
+//
+// The gem's orphan reaper deletes locks whose job it cannot find in a queue, the schedule
+// or retry set, or a listed process's <identity>:work hash; a Go Server publishes its
+// running jobs there with their payload, so the reaper sees them. With no Ruby Sidekiq
+// server running, nothing reaps, and locks of lost jobs without lock_ttl stay.
+//
 // # Lock key
 //
 // A lock key is computed from a namespace (the job class by default) and the job's named
