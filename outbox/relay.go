@@ -103,7 +103,9 @@ func (r *Relay) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends a started relay and waits for its current batch to finish, or for ctx.
+// Stop ends a started relay and waits for it to return, or for ctx. A batch in progress
+// is rolled back: jobs it already pushed hold their delivery markers, so the next pass of
+// any relay marks them delivered without pushing them again.
 func (r *Relay) Stop(ctx context.Context) error {
 	r.mu.Lock()
 	cancel, done := r.cancel, r.done
