@@ -103,9 +103,11 @@ func (r *Relay) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends a started relay and waits for it to return, or for ctx. A batch in progress
-// is rolled back: jobs it already pushed hold their delivery markers, so the next pass of
-// any relay marks them delivered without pushing them again.
+// Stop ends a started relay and waits for it to return, or for ctx. A batch in progress is
+// finished (pushed and marked) first; that takes one Redis round trip and a few
+// PostgreSQL statements. If ctx ends sooner, Stop returns and the batch completes in the
+// background (or, if the process exits, is rolled back: the jobs it pushed hold their
+// delivery markers, so the next pass of any relay marks them without pushing again).
 func (r *Relay) Stop(ctx context.Context) error {
 	r.mu.Lock()
 	cancel, done := r.cancel, r.done
@@ -125,7 +127,8 @@ func (r *Relay) Stop(ctx context.Context) error {
 
 // Run delivers rows until ctx ends, then returns ctx's error. A full batch is followed at
 // once by the next; otherwise the relay waits Interval. Database errors are logged and
-// retried after Interval.
+// retried after Interval. A batch in progress when ctx ends is finished before Run
+// returns, so that stopping a relay does not leave pushed rows unmarked.
 func (r *Relay) Run(ctx context.Context) error {
 	if err := checkTable(r.cfg.Table); err != nil {
 		return err
@@ -138,7 +141,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-timer.C:
 		}
-		n, err := r.RunOnce(ctx)
+		n, err := r.RunOnce(context.WithoutCancel(ctx))
 		if err != nil && ctx.Err() == nil {
 			r.cfg.Logger.Warn("outbox relay batch failed", zap.Error(err))
 		}
