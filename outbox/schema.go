@@ -18,7 +18,9 @@ const DefaultTable = "ferry_outbox"
 //   - payload: the complete Sidekiq JSON of the job, as sidekiq.Job.AppendJSON writes it.
 //   - run_at: when set, the job goes to the schedule set for that time.
 //   - created_at: when the row was inserted (the transaction's start).
-//   - attempts, last_error: failed delivery attempts so far and the latest error.
+//   - attempts, last_error: failed delivery attempts so far and the latest error. On a
+//     delivered row last_error may say why nothing was pushed ("not pushed: ...", when
+//     the relay Client's push middleware stopped the push).
 //   - delivered_at: when the relay pushed the job to Redis.
 //   - parked_at: when the relay gave up on the row (after MaxAttempts, or an unreadable
 //     payload); parked rows stay in the table with their error and are never retried.
