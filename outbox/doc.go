@@ -38,9 +38,12 @@
 // commits. The row locks are held for that one round trip and a few statements: long
 // enough that no other relay can claim the batch before it is marked, short because the
 // batch is pushed at once rather than row by row. A full batch is followed at once by the
-// next; otherwise the relay polls every RelayConfig.Interval (default 200 ms), which bounds
-// how long a committed row waits. Run as many relays as you like over one table: SKIP
-// LOCKED gives each its own rows.
+// next. Between batches the relay waits for a notification: CreateTable installs a trigger
+// that calls pg_notify at every committed insert, and a relay on the pgx driver LISTENs on
+// one connection of its own, so a committed row usually reaches Redis within milliseconds.
+// Polling every RelayConfig.Interval (default 200 ms) is the fallback that bounds the wait
+// when a notification is missed (a lost connection, another driver, DisableListen). Run as
+// many relays as you like over one table: SKIP LOCKED gives each its own rows.
 //
 // # 4. Guarantees
 //
