@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/ferryhq/ferry/outbox"
 	"github.com/ferryhq/ferry/sidekiq"
@@ -88,4 +89,35 @@ func BenchmarkRelay(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
+}
+
+// BenchmarkRelayLatency measures the time from a one-row commit to the job in its Redis
+// queue, with a started relay: woken by LISTEN/NOTIFY, and polling alone (DisableListen)
+// at the default 200 ms interval.
+//
+//	go test ./outbox -run '^$' -bench RelayLatency -benchtime 100x
+func BenchmarkRelayLatency(b *testing.B) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		listen bool
+	}{{"listen", true}, {"poll-200ms", false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			db, table := newTable(b)
+			rr := testutil.RealRedis(b)
+			relay := outbox.NewRelay(db, sidekiq.NewClient(rr.Client, nil), &outbox.RelayConfig{Table: table, DisableListen: !tc.listen})
+			if err := relay.Start(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = relay.Stop(ctx) })
+			b.ResetTimer()
+			for i := range b.N {
+				pushInTx(b, db, table, 1, true)
+				for rr.Client.LLen(ctx, "queue:default").Val() < int64(i+1) {
+					time.Sleep(100 * time.Microsecond)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/row")
+		})
+	}
 }
