@@ -92,7 +92,7 @@ func (c *Client) PushJobs(ctx context.Context, pushes []JobPush) ([]PushResult, 
 			results[i].Err = ErrPushStopped
 			continue
 		}
-		sends = append(sends, pendingPush{index: i, job: job, runAt: runAt})
+		sends = append(sends, pendingPush{index: i, slot: len(sends), job: job, runAt: runAt})
 	}
 	if len(sends) == 0 {
 		return results, nil
@@ -145,11 +145,6 @@ type pendingPush struct {
 // evalPushes runs guardedPushScript for every push in one pipeline: by EVALSHA, or by EVAL
 // (which also loads the script) when full is set.
 func (c *Client) evalPushes(ctx context.Context, sends []pendingPush, full bool) {
-	for k := range sends {
-		if !full {
-			sends[k].slot = k
-		}
-	}
 	// Per-command errors are read from each command below.
 	_, _ = c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for k := range sends {
