@@ -61,9 +61,10 @@ type outcomes struct {
 //   - refused by Redis (an error reply) or failed by push middleware: attempts+1 and
 //     last_error; parked once attempts reach MaxAttempts;
 //   - unreadable payload: parked at once;
-//   - no reply from Redis (unreachable, timed out): left untouched, attempts not counted,
-//     so an outage of any length parks nothing; RunOnce then returns an error matching
-//     ErrRedisUnavailable after recording the other rows.
+//   - no reply from Redis (unreachable, timed out), or a reply saying it cannot take
+//     writes now (LOADING after a restart, BUSY, READONLY, OOM, MISCONF, ...): left
+//     untouched, attempts not counted, so an outage of any length parks nothing; RunOnce
+//     then returns an error matching ErrRedisUnavailable after recording the other rows.
 func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -167,7 +168,7 @@ func (r *Relay) deliver(ctx context.Context, rows []row) *outcomes {
 			r.cfg.Logger.Info("outbox job not pushed: push middleware stopped it", zap.String("jid", rw.jid), zap.Error(res.Err))
 			out.stoppedIDs = append(out.stoppedIDs, rw.id)
 			out.stoppedNotes = append(out.stoppedNotes, "not pushed: "+res.Err.Error())
-		case isNoReply(res.Err):
+		case isNoReply(res.Err) || isBusyReply(res.Err):
 			out.waiting++
 			if out.waitErr == nil {
 				out.waitErr = res.Err
@@ -191,6 +192,21 @@ func isNoReply(err error) bool {
 	return errors.Is(err, sidekiq.ErrNoReply) || errors.As(err, &netErr) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, redis.ErrClosed) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// busyReplies start the Redis error replies that say the server cannot take writes at the
+// moment (loading its data after a restart, running a long script, a read-only replica
+// after a failover, out of memory, failing to persist, cluster not ready), not that it
+// refuses this job. Rows wait for them, uncounted, as when Redis does not answer.
+var busyReplies = []string{"LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "MISCONF", "OOM", "NOREPLICAS"}
+
+func isBusyReply(err error) bool {
+	for _, p := range busyReplies {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // record writes the outcomes of a pass in the claim transaction.

@@ -61,12 +61,13 @@
 //
 // # 5. Redis outages and parked rows
 //
-// When Redis does not answer, rows wait: no attempt is counted, RunOnce returns an error
-// matching ErrRedisUnavailable, and the relay tries again every Interval; an outage of any
-// length parks nothing and loses nothing. A row that Redis refuses (an error reply, such as
-// WRONGTYPE on its queue key) or that push middleware fails gets attempts+1 and last_error;
-// after RelayConfig.MaxAttempts (default 10) it is parked: parked_at is set and the relay
-// leaves it alone. A row whose payload cannot be read is parked at once. Parked rows stay
+// When Redis does not answer, or answers that it cannot take writes now (loading its data
+// after a restart, busy, read-only after a failover, out of memory), rows wait: no attempt
+// is counted, RunOnce returns an error matching ErrRedisUnavailable, and the relay tries
+// again every Interval; an outage of any length parks nothing and loses nothing. A row
+// that Redis refuses (another error reply, such as WRONGTYPE on its queue key) or that
+// push middleware fails gets attempts+1 and last_error; after RelayConfig.MaxAttempts
+// (default 10) it is parked: parked_at is set and the relay leaves it alone. A row whose payload cannot be read is parked at once. Parked rows stay
 // in the table; inspect and requeue them with SQL:
 //
 //	SELECT id, jid, attempts, last_error, parked_at FROM ferry_outbox WHERE parked_at IS NOT NULL;
