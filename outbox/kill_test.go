@@ -55,10 +55,10 @@ func TestHelperRelayProcess(t *testing.T) {
 	}
 }
 
-// TestRelaySIGKILL: 10,000 committed rows (a tenth of them scheduled), a relay in a child
-// process killed with SIGKILL at random moments and restarted, again and again, until every
-// row is marked delivered; then every jid is in Redis exactly once (in its queue, or in the
-// schedule set) and none is missing.
+// TestRelaySIGKILL: 10,000 committed rows (a tenth of them scheduled), two relays in child
+// processes at a time, killed with SIGKILL at random moments and replaced, again and again,
+// until every row is marked delivered; then every jid is in Redis exactly once (in its
+// queue, or in the schedule set) and none is missing.
 func TestRelaySIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills relay processes over 10,000 rows")
@@ -95,17 +95,25 @@ func TestRelaySIGKILL(t *testing.T) {
 	u.Host = proxy.Addr()
 	childRedis := u.String()
 
+	// Two relays run at once: each round starts one and, after a random moment, kills
+	// the older of the two.
 	kills, midWork, inWindow := 0, 0, 0
+	var running []*exec.Cmd
 	for kills < maxKill {
-		child := startRelayChild(t, table, childRedis)
+		running = append(running, startRelayChild(t, table, childRedis))
 		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond) // a random moment
-		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		if len(running) < 2 {
+			continue
+		}
+		victim := running[0]
+		running = running[1:]
+		if err := victim.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		_ = child.Wait()
+		_ = victim.Wait()
 		kills++
 		if pushedNotMarked(t, db, table, rr.Client) > 0 {
-			inWindow++ // killed between a batch's push and its commit
+			inWindow++ // a relay had pushed rows it had not marked yet
 		}
 		left := undelivered(t, db, table)
 		if left == 0 && kills >= minKill {
@@ -114,6 +122,10 @@ func TestRelaySIGKILL(t *testing.T) {
 		if left > 0 {
 			midWork++
 		}
+	}
+	for _, c := range running {
+		_ = c.Process.Signal(syscall.SIGKILL)
+		_ = c.Wait()
 	}
 	if n := undelivered(t, db, table); n != 0 {
 		// Let a last child finish the table, unkilled.
@@ -125,7 +137,7 @@ func TestRelaySIGKILL(t *testing.T) {
 		_ = child.Process.Signal(syscall.SIGKILL)
 		_ = child.Wait()
 	}
-	t.Logf("%d children killed, %d with rows left to deliver, %d between a push and its mark", kills, midWork, inWindow)
+	t.Logf("%d children killed, %d with rows left to deliver, %d times leaving rows pushed but not marked", kills, midWork, inWindow)
 	if n := undelivered(t, db, table); n != 0 {
 		t.Fatalf("%d rows still undelivered", n)
 	}
