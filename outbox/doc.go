@@ -57,7 +57,9 @@
 //
 // A push stopped by the relay Client's own push middleware (a unique lock collapsing the
 // job into one already queued, a filter) is marked delivered, with the reason in
-// last_error, because a direct Client.Push would have pushed nothing either.
+// last_error, because a direct Client.Push would have pushed nothing either. The relay's
+// middleware runs before the batch is written and does not see each write's outcome, so a
+// held unique lock counts as such a stop whatever the lock's conflict policy.
 //
 // # 5. Redis outages and parked rows
 //
