@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/locks"
 	"github.com/ferryhq/ferry/middleware"
 	"github.com/ferryhq/ferry/outbox"
 	"github.com/ferryhq/ferry/sidekiq"
@@ -309,5 +310,43 @@ func TestTxGuardPointsToOutboxPush(t *testing.T) {
 	drain(t, outbox.NewRelay(db, client, &outbox.RelayConfig{Table: table}))
 	if counts := queueCounts(t, rr, "default"); counts[jid] != 1 {
 		t.Fatalf("queue holds %v, want %s once (the relay's pushes carry no transaction)", counts, jid)
+	}
+}
+
+// A unique queue lock on the relay's Client collapses a second row with the same inputs
+// into the job already queued, as a direct Push would: the row is marked delivered with a
+// note naming the holder, and only the first job is in Redis.
+func TestRelayQueueLockCollapses(t *testing.T) {
+	t.Parallel()
+	db, table := newTable(t)
+	rr := testutil.RealRedis(t)
+	client := sidekiq.NewClient(rr.Client, nil)
+	client.Use(locks.QueueLock(rr.Client))
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jids []string
+	for range 2 {
+		jid, err := outbox.Push(ctx, tx, "SyncUserJob", []any{map[string]any{"user_id": 7}}, outbox.Table(table))
+		if err != nil {
+			t.Fatal(err)
+		}
+		jids = append(jids, jid)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, outbox.NewRelay(db, client, &outbox.RelayConfig{Table: table}))
+	first, second := state(t, db, table, jids[0]), state(t, db, table, jids[1])
+	if !first.delivered || first.lastError.Valid {
+		t.Errorf("first row %+v, want delivered without note", first)
+	}
+	if !second.delivered || second.attempts != 0 || !strings.Contains(second.lastError.String, "not pushed") || !strings.Contains(second.lastError.String, jids[0]) {
+		t.Errorf("second row %+v, want delivered with a note naming %s", second, jids[0])
+	}
+	if counts := queueCounts(t, rr, "default"); len(counts) != 1 || counts[jids[0]] != 1 {
+		t.Fatalf("queue holds %v, want only %s", counts, jids[0])
 	}
 }
