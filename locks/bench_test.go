@@ -2,7 +2,6 @@ package locks_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -12,37 +11,17 @@ import (
 	"github.com/ferryhq/ferry/testutil"
 )
 
-// roundTrips counts the calls a client makes to Redis: one per command sent alone, one per
-// pipeline or MULTI/EXEC.
-type roundTrips struct{ n atomic.Int64 }
-
-func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmds)
-	}
-}
-
 // pushClients returns a plain Client and one with a queue lock, both counting round trips.
-func pushClients(tb testing.TB) (plain, locked *sidekiq.Client, plainRT, lockedRT *roundTrips, rdb *redis.Client) {
+func pushClients(tb testing.TB) (plain, locked *sidekiq.Client, plainRT, lockedRT *testutil.RoundTrips, rdb *redis.Client) {
 	tb.Helper()
 	db := testutil.RealRedis(tb)
 	opts, err := redis.ParseURL(db.URL)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	mk := func() (*redis.Client, *roundTrips) {
+	mk := func() (*redis.Client, *testutil.RoundTrips) {
 		c := redis.NewClient(opts)
-		rt := &roundTrips{}
+		rt := &testutil.RoundTrips{}
 		c.AddHook(rt)
 		tb.Cleanup(func() { _ = c.Close() })
 		return c, rt
@@ -69,8 +48,8 @@ func TestQueueLockPushRoundTrips(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	plainRT.n.Store(0)
-	lockedRT.n.Store(0)
+	plainRT.Reset()
+	lockedRT.Reset()
 	const n = 200
 	for i := range n {
 		args := []any{map[string]any{"user_id": i}}
@@ -81,7 +60,7 @@ func TestQueueLockPushRoundTrips(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if p, l := plainRT.n.Load(), lockedRT.n.Load(); p != n || l != n {
+	if p, l := plainRT.N(), lockedRT.N(); p != n || l != n {
 		t.Fatalf("%d pushes: %d round trips plain, %d with the queue lock; want %d each", n, p, l, n)
 	}
 }

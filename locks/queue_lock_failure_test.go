@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferryhq/ferry/locks"
 	"github.com/ferryhq/ferry/sidekiq"
+	"github.com/ferryhq/ferry/testutil"
 )
 
 // TestQueueLockPushRefusedLeavesNoLock (semantics §9.4): when Redis refuses the push inside
@@ -143,7 +144,7 @@ func TestQueueLockDuringRetries(t *testing.T) {
 		if got := receive(t, ran, "the retry to run"); got != first {
 			t.Fatalf("ran %s, want the retry of %s", got, first)
 		}
-		waitFor(t, 10*time.Second, "the retry to finish", func() bool {
+		testutil.Eventually(t, 10*time.Second, "the retry to finish", func() bool {
 			return rdb.LLen(ctx, ns+":queue:default").Val() == 0 && rdb.ZCard(ctx, ns+":retry").Val() == 0
 		})
 		mu.Lock()

@@ -1,13 +1,11 @@
 package locks_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -76,23 +74,6 @@ func TestHelperLockWorker(t *testing.T) {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestWorkerLockSIGKILL (semantics §9.1): a worker process is killed with SIGKILL while its
 // handler holds a worker lock. The lock is left with at most one lease to live and is gone
 // within it (no permanent lock); another server recovers the dead process's job (same jid,
@@ -112,7 +93,7 @@ func TestWorkerLockSIGKILL(t *testing.T) {
 	raw, _ := json.Marshal(lockWorkerSpec{URL: db.URL, Lease: lease, ProcessTTL: processTTL})
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperLockWorker$", "-test.count=1", "-test.timeout=2m")
 	cmd.Env = append(os.Environ(), lockHelperEnv+"="+string(raw))
-	out := &lockedBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -128,7 +109,7 @@ func TestWorkerLockSIGKILL(t *testing.T) {
 	})
 
 	key := workerKey(t, "Sync", `{"account":1}`)
-	waitFor(t, 30*time.Second, "the worker process to start the job", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the worker process to start the job", func() bool {
 		return db.Client.LLen(ctx, crashStarted).Val() == 1
 	})
 	if v := db.Client.Get(ctx, key).Val(); v != jid {

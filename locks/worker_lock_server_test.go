@@ -44,18 +44,6 @@ func startServer(t *testing.T, rdb redis.UniversalClient, cfg sidekiq.Config, mw
 	return stop
 }
 
-// waitFor polls cond until it holds, failing the test after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // scheduledWaits returns the ferry_lock_waits of the single job in the schedule set, or -1.
 func scheduledWaits(rdb redis.UniversalClient, ns string) int {
 	members := rdb.ZRange(context.Background(), ns+":schedule", 0, -1).Val()
@@ -111,7 +99,7 @@ func TestWorkerLockKeepsQueueLock(t *testing.T) {
 					runs <- job.JID
 					return nil
 				})
-				waitFor(t, 15*time.Second, "the job to be rescheduled twice for its worker lock", func() bool {
+				testutil.Eventually(t, 15*time.Second, "the job to be rescheduled twice for its worker lock", func() bool {
 					return scheduledWaits(rdb, ns) >= 2
 				})
 				if v := rdb.Get(ctx, qkey).Val(); v != jid {

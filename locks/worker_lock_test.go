@@ -306,7 +306,7 @@ func TestWorkerLockStalledRenewal(t *testing.T) {
 	err = run(ctx, lock, parseJob(t, `{"class":"Sync","jid":"j1","queue":"default","args":[{"account":3}]}`), func(ctx context.Context) error {
 		proxy.SetLatency(10 * lease)     // renewals now time out
 		bg := context.WithoutCancel(ctx) // ctx may be cancelled any time from here on
-		waitFor(t, 10*time.Second, "the lease to expire in Redis", func() bool {
+		testutil.Eventually(t, 10*time.Second, "the lease to expire in Redis", func() bool {
 			return db.Client.Exists(bg, key).Val() == 0
 		})
 		if err := db.Client.Set(bg, key, "j2", time.Minute).Err(); err != nil {

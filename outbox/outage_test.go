@@ -13,6 +13,7 @@ import (
 	"github.com/ferryhq/ferry/internal/redisproc"
 	"github.com/ferryhq/ferry/outbox"
 	"github.com/ferryhq/ferry/sidekiq"
+	"github.com/ferryhq/ferry/testutil"
 )
 
 // TestRedisKilledRowsWaitThenDeliver: a running relay; its private redis-server is killed;
@@ -36,7 +37,7 @@ func TestRedisKilledRowsWaitThenDeliver(t *testing.T) {
 	t.Cleanup(func() { _ = relay.Stop(context.Background()) })
 
 	before := pushInTx(t, db, table, 20, true)
-	waitFor(t, 10*time.Second, "rows delivered before the outage", func() bool {
+	testutil.Eventually(t, 10*time.Second, "rows delivered before the outage", func() bool {
 		return undelivered(t, db, table) == 0
 	})
 
@@ -44,7 +45,7 @@ func TestRedisKilledRowsWaitThenDeliver(t *testing.T) {
 	during := pushInTx(t, db, table, 30, true)
 	during = append(during, pushInTx(t, db, table, 5, true, outbox.In(time.Hour))...)
 	// Wait until the relay has failed more passes than MaxAttempts on these rows.
-	waitFor(t, 10*time.Second, "passes failing with ErrRedisUnavailable", func() bool {
+	testutil.Eventually(t, 10*time.Second, "passes failing with ErrRedisUnavailable", func() bool {
 		return logs.FilterMessage("outbox relay batch failed").Len() > maxAttempts+2
 	})
 	for _, e := range logs.FilterMessage("outbox relay batch failed").All() {
@@ -64,7 +65,7 @@ func TestRedisKilledRowsWaitThenDeliver(t *testing.T) {
 	if err := srv.StartAgain(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "rows delivered after Redis is back", func() bool {
+	testutil.Eventually(t, 10*time.Second, "rows delivered after Redis is back", func() bool {
 		return undelivered(t, db, table) == 0
 	})
 	queued, err := rdb.LRange(ctx, "queue:default", 0, -1).Result()
@@ -104,18 +105,6 @@ func TestRedisKilledRowsWaitThenDeliver(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestRedisKilledMidDelivery: redis-server (append-only, fsync always) is killed with
 // SIGKILL several times while a relay works through 5,000 rows, so pipelines are cut
 // between jobs; after each restart the relay carries on, and every jid ends up in Redis
@@ -141,13 +130,13 @@ func TestRedisKilledMidDelivery(t *testing.T) {
 	t.Cleanup(func() { _ = relay.Stop(context.Background()) })
 	for k := 1; k <= kills; k++ {
 		threshold := rows - k*rows/(kills+1)
-		waitFor(t, 30*time.Second, "deliveries before a kill", func() bool { return undelivered(t, db, table) <= threshold })
+		testutil.Eventually(t, 30*time.Second, "deliveries before a kill", func() bool { return undelivered(t, db, table) <= threshold })
 		srv.Kill()
 		if err := srv.StartAgain(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "every row delivered", func() bool { return undelivered(t, db, table) == 0 })
+	testutil.Eventually(t, 30*time.Second, "every row delivered", func() bool { return undelivered(t, db, table) == 0 })
 
 	ctx := context.Background()
 	counts := map[string]int{}

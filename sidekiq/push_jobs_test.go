@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/sidekiq"
+	"github.com/ferryhq/ferry/testutil"
 )
 
 // PushJobs gives each job its own outcome: one batch holds a plain push, a scheduled one,
@@ -130,7 +131,7 @@ func TestPushJobsNoReply(t *testing.T) {
 func TestPushJobsOneRoundTrip(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
-		counter := &roundTrips{}
+		counter := &testutil.RoundTrips{}
 		rdb.AddHook(counter)
 		c := sidekiq.NewClient(rdb, nil)
 		ctx := context.Background()
@@ -138,7 +139,7 @@ func TestPushJobsOneRoundTrip(t *testing.T) {
 		if _, err := c.PushJobs(ctx, []sidekiq.JobPush{{Job: &sidekiq.Job{Class: "W"}}}); err != nil {
 			t.Fatal(err)
 		}
-		counter.n.Store(0)
+		counter.Reset()
 		pushes := make([]sidekiq.JobPush, 300)
 		for i := range pushes {
 			pushes[i] = sidekiq.JobPush{Job: &sidekiq.Job{Class: "W"}, Guards: []sidekiq.PushGuard{{Key: "m:" + sidekiq.NewJID(), TTL: time.Minute}}}
@@ -146,7 +147,7 @@ func TestPushJobsOneRoundTrip(t *testing.T) {
 		if _, err := c.PushJobs(ctx, pushes); err != nil {
 			t.Fatal(err)
 		}
-		if n := counter.n.Load(); n != 1 {
+		if n := counter.N(); n != 1 {
 			t.Fatalf("%d round trips, want one pipeline", n)
 		}
 		if n := rdb.LLen(ctx, "queue:default").Val(); n != 301 {
