@@ -84,5 +84,11 @@ func (a *acker) write(ctx context.Context, batch []*unit) error {
 	for _, u := range batch {
 		args = append(args, u.q+1, u.raw)
 	}
-	return ackScript.Run(ctx, a.s.rdb, a.s.pkeys, args...).Err()
+	if err := ackScript.Run(ctx, a.s.rdb, a.s.pkeys, args...).Err(); err != nil {
+		return err
+	}
+	for _, u := range batch {
+		a.s.reconcile.release(u)
+	}
+	return nil
 }

@@ -184,6 +184,8 @@ func (s *Server) fetchBatch(ctx context.Context, free int) (int, error) {
 		if errors.Is(err, redis.Nil) {
 			return 0, nil
 		}
+		// The jobs may have been moved with the reply lost.
+		s.reconcile.markSuspect()
 		return 0, err
 	}
 	got := 0
@@ -203,6 +205,9 @@ func (s *Server) fetchBatch(ctx context.Context, free int) (int, error) {
 func (s *Server) blockingFetch(i int) {
 	raw, err := s.rdb.BLMove(s.bgCtx, s.qkeys[i], s.pkeys[i], "RIGHT", "LEFT", s.cfg.FetchTimeout).Result()
 	if err != nil {
+		if !errors.Is(err, redis.Nil) {
+			s.reconcile.markSuspect()
+		}
 		if !errors.Is(err, redis.Nil) && s.bgCtx.Err() == nil {
 			s.log.Warn("blocking fetch failed", zap.String("queue", s.specs[i].name), zap.Error(err))
 			select {
@@ -221,6 +226,7 @@ func (s *Server) blockingFetch(i int) {
 }
 
 func (s *Server) dispatch(u *unit) {
+	s.reconcile.hold(u)
 	s.outstanding.Add(1)
 	s.queueBusy[u.q].Add(1)
 	s.work <- u
@@ -241,7 +247,9 @@ func (s *Server) requeueOne(u *unit) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.bgCtx), 5*time.Second)
 	defer cancel()
 	if err := requeueOneScript.Run(ctx, s.rdb, []string{s.pkeys[u.q], s.qkeys[u.q]}, u.raw).Err(); err != nil {
-		// It stays in the in-progress list; the shutdown requeue or a recoverer returns it.
+		// It stays in the in-progress list; the reconciler, the shutdown requeue or a
+		// recoverer returns it.
+		s.reconcile.markSuspect()
 		s.log.Warn("requeueing a job failed; it stays in the in-progress list", zap.Error(err))
 	}
 }

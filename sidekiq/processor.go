@@ -18,6 +18,7 @@ func (s *Server) worker(tid string) {
 		if s.isQuiet() {
 			// Fetched but not started when quiet began: back to the head of its queue.
 			s.requeueOne(u)
+			s.reconcile.release(u)
 			s.release(u)
 			continue
 		}

@@ -227,6 +227,7 @@ func (s *Server) onDeath(ctx context.Context, job *Job, err error) {
 // retrying while Redis is unreachable: until it succeeds the job stays in the in-progress
 // list, where a crash leaves it to be recovered and run again.
 func (s *Server) writeOutcome(ctx context.Context, u *unit, log *zap.Logger, write func(redis.Pipeliner)) {
+	defer s.reconcile.release(u)
 	bo := newBackoff(50*time.Millisecond, 2*time.Second)
 	for {
 		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -239,6 +240,7 @@ func (s *Server) writeOutcome(ctx context.Context, u *unit, log *zap.Logger, wri
 		}
 		if ctx.Err() != nil {
 			log.Error("recording a job's outcome failed; it stays in progress and will be run again", zap.Error(err))
+			s.reconcile.markSuspect()
 			return
 		}
 		d := bo.next()

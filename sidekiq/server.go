@@ -71,6 +71,7 @@ type Server struct {
 	stats     stats
 	acker     *acker
 	heartbeat *heartbeat
+	reconcile *reconciler
 }
 
 // unit is one fetched job on its way through the server.
@@ -182,6 +183,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.bgCtx, s.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.jobCtx, s.jobCancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.acker = newAcker(s)
+	s.reconcile = newReconciler(s)
 	s.heartbeat = newHeartbeat(s)
 
 	// Be alive before holding anything: the first beat writes the process record that
@@ -201,6 +203,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.goBackground(s.acker.loop)
 	s.goBackground(s.heartbeat.loop)
 	s.goBackground(s.recoverLoop)
+	s.goBackground(s.reconcile.loop)
 	s.goBackground(s.scheduleLoop)
 	s.log.Info("ferry server started",
 		zap.Int("concurrency", s.cfg.Concurrency),

@@ -1,0 +1,100 @@
+package sidekiq
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestReconcilerReturnsStrandedJobs: an entry in this process's in-progress list that the
+// process does not hold (a fetch whose reply was lost) is pushed back and run, once; a job
+// the process holds and is running is left alone however many checks pass.
+func TestReconcilerReturnsStrandedJobs(t *testing.T) {
+	t.Parallel()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+
+	srv := NewServer(rdb, &Config{Concurrency: 2, HeartbeatInterval: 20 * time.Millisecond, FetchTimeout: 50 * time.Millisecond})
+	var mu sync.Mutex
+	runs := map[string]int{}
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	srv.Handle("Slow", HandlerFunc(func(ctx context.Context, j *Job) error {
+		mu.Lock()
+		runs[j.JID]++
+		mu.Unlock()
+		started <- struct{}{}
+		<-release
+		return nil
+	}))
+	srv.Handle("Quick", HandlerFunc(func(_ context.Context, j *Job) error {
+		mu.Lock()
+		runs[j.JID]++
+		mu.Unlock()
+		return nil
+	}))
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_ = srv.Stop(sctx)
+	}()
+
+	// A held job: running, so in the in-progress list and held.
+	if _, err := NewClient(rdb, nil).Push(ctx, "Slow", nil, JID("held0000000000000000000a")); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	// A stranded job: in the list, never dispatched.
+	stranded := `{"class":"Quick","args":[],"jid":"strand00000000000000000b","queue":"default","retry":true,"created_at":1700000000.0,"enqueued_at":1700000000.0}`
+	if err := rdb.LPush(ctx, srv.pkeys[0], stranded).Err(); err != nil {
+		t.Fatal(err)
+	}
+	srv.reconcile.markSuspect()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := runs["strand00000000000000000b"]
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stranded job was not pushed back and run")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Many more checks while the held job still runs: it must stay where it is, unrun again.
+	for want := srv.reconcile.checks.Load() + 5; srv.reconcile.checks.Load() < want; {
+		srv.reconcile.markSuspect()
+		if time.Now().After(deadline) {
+			t.Fatal("the reconciler stopped checking")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	list, err := rdb.LRange(ctx, srv.pkeys[0], 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 {
+		t.Fatalf("in-progress list holds %d entries, want the running job only: %q", len(list), list)
+	}
+	if n := rdb.LLen(ctx, "queue:default").Val(); n != 0 {
+		t.Fatalf("queue holds %d jobs: a held job was pushed back", n)
+	}
+	close(release)
+	mu.Lock()
+	defer mu.Unlock()
+	if runs["held0000000000000000000a"] != 1 || runs["strand00000000000000000b"] != 1 {
+		t.Fatalf("runs = %v, want each job once", runs)
+	}
+}
