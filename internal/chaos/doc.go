@@ -1,4 +1,79 @@
-// Package chaos holds the fault-injection suite for Ferry (issue 8). Its tests run Redis as a
-// private redis-server (internal/redisproc) that they SIGKILL and restart, and reach it
-// through a fault proxy (internal/faultproxy) that cuts or slows connections.
+// Package chaos is Ferry's soak and chaos suite (issue 8): a real workload of Go and Ruby
+// producers and consumers on a Redis that is killed, cut off and slowed, followed by an
+// accounting of every job pushed.
+//
+// # What runs
+//
+// TestChaos starts:
+//
+//   - a private redis-server (internal/redisproc) with appendfsync always, and a loopback
+//     fault proxy in front of it (internal/faultproxy);
+//   - three Go worker processes, each the test binary re-executed with CHAOS_WORKER=1
+//     (TestMain calls RunWorker), concurrency 5, working queue "chaos" through the proxy.
+//     Their handlers: ChaosOK records its run; ChaosSlow sleeps 0.5–3 s first, longer than
+//     the 1 s shutdown timeout, so a SIGTERM lands mid-job; ChaosFail always fails (pushed
+//     with retry 2, retries 1 s apart); ChaosLocked takes named inputs {"key": ...} and is
+//     pushed through locks.QueueLock on "key" over 20 keys, so identical pushes collapse.
+//     ProcessTTL is 10 s, so a killed process's jobs are recovered within seconds;
+//   - one Ruby `sidekiq` process (Sidekiq 6.4.1) working queue "ruby" with ChaosRuby, on the
+//     private Redis directly;
+//   - two Go producers (through the proxy) pushing immediate and scheduled ChaosOK,
+//     ChaosSlow, ChaosFail and ChaosLocked; a Ruby producer pushing ChaosRuby and immediate
+//     and scheduled ChaosOK for the Go workers;
+//   - a feeder of malformed payloads, LPUSHed raw into queue "chaos": invalid JSON, "args"
+//     not an array, an unknown class (retry 1), a ChaosLocked whose named input has the wrong
+//     type, and a valid ChaosOK job of 3 MB.
+//
+// Meanwhile a fault schedule, drawn from a seeded RNG, every 0.5–2 s: SIGKILLs a Go worker
+// and starts a new one; SIGTERMs one (it must exit 0 within 30 s) and starts a new one;
+// SIGKILLs redis-server and starts it again on the same data; cuts every proxied
+// connection; or adds 5–105 ms of latency to each proxied chunk for 0.3–1.8 s. The first
+// five faults are one of each kind, so the short form has them all.
+//
+// Ruby is neither proxied nor killed: Sidekiq 6's basic fetch (BRPOP) loses the job a
+// killed Ruby process was running, by design (see reference/semantics.md §6), so a SIGKILL
+// of Ruby would only measure that.
+//
+// # Accounting
+//
+// A ledger in a database of the machine's Redis (testutil.RealRedis), which no fault
+// touches, records each jid as "maybe" (with its class) before its push is sent and as
+// "pushed" once Redis acknowledged it; handlers count completed runs by jid. When the fault
+// phase ends the producers stop, faults stop, every worker slot is filled, and the suite
+// polls (deadline 3 minutes) until nothing is queued, scheduled, in progress or in the
+// retry set. Then every worker is stopped with SIGTERM, the Ruby process too, and every jid
+// is placed:
+//
+//   - done: its handler completed at least once;
+//   - dead or retry: in that set with an error (ChaosFail must be dead with its own error
+//     and must never complete);
+//   - waiting: still queued, scheduled or in progress;
+//   - LOST: none of these. The test fails on any.
+//
+// A push that got no reply may or may not have reached Redis: absent, it is not counted;
+// present, it is accounted like any other. Malformed payloads must each be where their kind
+// belongs: invalid JSON in the dead set byte for byte (there is nothing to annotate, as in
+// Sidekiq), "args" not an array dead as Ferry::InvalidPayload, the unknown class dead as
+// Ferry::NoHandler after its retry, the wrong input type dead with a message about the
+// named inputs, the 3 MB job done. Also checked: no jid ran that nobody pushed; every worker
+// exit was one the suite caused (SIGKILL, or exit 0 after SIGTERM), and the Ruby process
+// never exited; no worker-lock key is left and every queue-lock key belongs to a job still
+// waiting; duplicate runs stay within (SIGKILLs + SIGTERMs + Redis restarts + cuts) ×
+// worker concurrency, the runs that can complete but lose their acknowledgement; and no
+// goroutine of the test process leaks (goleak, in TestMain).
+//
+// # Commands
+//
+// Short form (the default; `make test` and .ci/run run it, about a minute with 40 s of
+// faults):
+//
+//	go test ./internal/chaos
+//
+// Long form (make chaos; CHAOS_DURATION defaults to 30m there):
+//
+//	CHAOS_DURATION=30m go test -run '^TestChaos$' -count=1 -timeout 60m -v ./internal/chaos
+//
+// The seed is logged at the start; CHAOS_SEED=<n> replays the same fault schedule and push
+// mix (timings still vary). CHAOS_REPORT=<file> writes the results table (markdown) there;
+// it is also logged.
 package chaos

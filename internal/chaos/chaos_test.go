@@ -1,0 +1,284 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ferryhq/ferry/internal/faultproxy"
+	"github.com/ferryhq/ferry/internal/redisproc"
+	"github.com/ferryhq/ferry/testutil"
+)
+
+// Suite shape. The short form (the default, run by `make test`) injects faults for
+// defaultDuration; CHAOS_DURATION sets the long form's.
+const (
+	defaultDuration = 40 * time.Second
+	goWorkers       = 3
+	goConcurrency   = 5
+	drainDeadline   = 3 * time.Minute
+)
+
+// TestChaos runs the soak and chaos suite; see the package documentation.
+func TestChaos(t *testing.T) {
+	dur := defaultDuration
+	if v := os.Getenv("CHAOS_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("CHAOS_DURATION: %v", err)
+		}
+		dur = d
+	}
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("CHAOS_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("CHAOS_SEED: %v", err)
+		}
+		seed = n
+	}
+	t.Logf("seed %d (replay the fault schedule with CHAOS_SEED=%d), faults for %v", seed, seed, dur)
+	testutil.RequireRuby(t)
+	began := time.Now()
+
+	ledgerDB := testutil.RealRedis(t)
+	ledger := ledgerDB.Client
+	stopRenew := renewClaim(t, ledgerDB)
+	defer stopRenew()
+	red := redisproc.Start(t)
+	proxy, err := faultproxy.Start(red.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	direct := redis.NewClient(&redis.Options{Addr: red.Addr()})
+	t.Cleanup(func() { _ = direct.Close() })
+	viaProxy := redis.NewClient(&redis.Options{Addr: proxy.Addr()})
+	t.Cleanup(func() { _ = viaProxy.Close() })
+
+	t.Setenv("CHAOS_LEDGER_URL", ledgerDB.URL)
+	ruby := testutil.StartSidekiq(t, red.URL(), rubyJobs, "-q", rubyQueue, "-c", "5")
+
+	fleet := make([]*workerProc, goWorkers)
+	for i := range fleet {
+		fleet[i] = newWorkerProc(t, "go-worker-"+strconv.Itoa(i+1), []string{
+			envRedisAddr + "=" + proxy.Addr(),
+			envLedgerURL + "=" + ledgerDB.URL,
+			envConcurrency + "=" + strconv.Itoa(goConcurrency),
+			envQueues + "=" + goQueue,
+		})
+		if err := fleet[i].start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, w := range fleet {
+			w.kill()
+		}
+	})
+
+	// Load and faults.
+	ctx, cancel := context.WithTimeout(context.Background(), dur)
+	defer cancel()
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	goCounts, badCounts := &pushCounts{}, &pushCounts{}
+	faults := &faultLog{}
+	sched := &faultSchedule{rng: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())), fleet: fleet,
+		redis: red, proxy: proxy, log: faults, logf: t.Logf}
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		prng := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
+		wg.Add(1)
+		go func() { defer wg.Done(); goProducer(ctx, prng, viaProxy, ledger, 25*time.Millisecond, goCounts) }()
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); feedMalformed(ctx, direct, ledger, time.Second, badCounts) }()
+	go func() { defer wg.Done(); sched.run(ctx) }()
+	rubyOut := make(chan string, 1)
+	go func() {
+		out, err := testutil.RunRuby(red.URL(), rubyProducer, testutil.WithTimeout(dur+2*time.Minute),
+			testutil.WithEnv("CHAOS_RUBY_EVERY=0.05"))
+		if err != nil {
+			out = "ERROR: " + err.Error()
+		}
+		rubyOut <- out
+	}()
+	<-ctx.Done()
+	wg.Wait()
+	proxy.SetLatency(0)
+	if err := ledger.Set(context.Background(), "chaos:stop", "1", 0).Err(); err != nil {
+		t.Fatalf("stopping the Ruby producer: %v", err)
+	}
+	rubyResult := <-rubyOut
+	rubyResult = strings.TrimSpace(rubyResult)
+	t.Logf("Ruby producer: %s", rubyResult)
+	for _, w := range fleet {
+		if !w.running() {
+			if err := w.start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// Drain: workers stay up until nothing is waiting (or the deadline passes).
+	drainCtx := context.Background()
+	deadline := time.Now().Add(drainDeadline)
+	var snap *snapshot
+	var lstate *ledgerState
+	for {
+		snap, lstate, err = observe(drainCtx, direct, ledger)
+		if err == nil {
+			acc := account(lstate, snap)
+			if acc.outcomes[outWaiting] == 0 && acc.outcomes[outLost] == 0 && len(snap.retry) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("not settled after %v: %v", drainDeadline, acc.outcomes)
+				break
+			}
+		} else if time.Now().After(deadline) {
+			t.Fatalf("reading the final state: %v", err)
+		}
+		time.Sleep(time.Second) // polling with a deadline: nothing signals "settled"
+	}
+
+	// Stop everything gracefully, then look once more.
+	select {
+	case <-ruby.Done():
+		t.Errorf("the Ruby sidekiq process exited during the run:\n%s", ruby.Output())
+	default:
+	}
+	for _, w := range fleet {
+		w.term(30 * time.Second)
+	}
+	ruby.Stop(15 * time.Second)
+	snap, lstate, err = observe(drainCtx, direct, ledger)
+	if err != nil {
+		t.Fatalf("reading the final state: %v", err)
+	}
+	acc := account(lstate, snap)
+
+	r := &chaosReport{seed: seed, faultTime: dur, total: time.Since(began), faults: faults,
+		goPushes: goCounts, badPushes: badCounts, ruby: rubyResult, acc: acc,
+		dupBound: (faults.count(faultKill) + faults.count(faultTerm) + faults.count(faultRedis) + faults.count(faultCut)) * goConcurrency}
+	table := r.markdown()
+	t.Log("\n" + table)
+	if path := os.Getenv("CHAOS_REPORT"); path != "" {
+		if err := os.WriteFile(path, []byte(table), 0o644); err != nil {
+			t.Errorf("CHAOS_REPORT: %v", err)
+		}
+	}
+
+	for _, p := range acc.problems {
+		t.Error(p)
+	}
+	for _, e := range faults.errs {
+		t.Error(e)
+	}
+	for _, w := range fleet {
+		for _, c := range w.unexpected() {
+			t.Errorf("worker exit the suite did not cause: %s\n%s", c, w.logTail(3000))
+		}
+	}
+	if acc.duplicates > r.dupBound {
+		t.Errorf("%d duplicate runs, more than the bound %d", acc.duplicates, r.dupBound)
+	}
+	if len(lstate.pushed) == 0 || acc.outcomes[outDone] == 0 {
+		t.Errorf("the workload did nothing: %v", acc.outcomes)
+	}
+	for _, k := range badKinds {
+		if badCounts.acked[k] > 0 && acc.malformed[k] == 0 {
+			t.Errorf("no malformed payload of kind %s was handled as it should be", k)
+		}
+	}
+}
+
+// renewClaim keeps the ledger's database claimed for runs longer than a claim lasts.
+func renewClaim(t *testing.T, db *testutil.RealRedisDB) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(5 * time.Minute)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if err := db.Renew(context.Background()); err != nil {
+					t.Errorf("ledger database: %v", err)
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+func observe(ctx context.Context, rdb, ledger redis.UniversalClient) (*snapshot, *ledgerState, error) {
+	s, err := takeSnapshot(ctx, rdb)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := readLedger(ctx, ledger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, l, nil
+}
+
+// chaosReport renders the results table.
+type chaosReport struct {
+	seed             uint64
+	faultTime, total time.Duration
+	faults           *faultLog
+	goPushes         *pushCounts
+	badPushes        *pushCounts
+	ruby             string
+	acc              *accounting
+	dupBound         int
+}
+
+func (r *chaosReport) markdown() string {
+	var b []byte
+	row := func(k string, v any) { b = fmt.Appendf(b, "| %s | %v |\n", k, v) }
+	b = append(b, "| chaos run | |\n|---|---|\n"...)
+	row("seed", r.seed)
+	row("fault phase / total", fmt.Sprintf("%v / %v", r.faultTime, r.total.Round(time.Second)))
+	for _, k := range sortedKeys(r.goPushes.acked) {
+		row("Go pushes acked: "+k, r.goPushes.acked[k])
+	}
+	row("Go pushes without reply (maybe)", r.goPushes.unknown)
+	row("Ruby producer", r.ruby)
+	for _, k := range badKinds {
+		row("malformed fed: "+k, fmt.Sprintf("%d (handled as required: %d)", r.badPushes.acked[k], r.acc.malformed[k]))
+	}
+	for _, k := range faultKinds {
+		row("fault: "+k, r.faults.count(k))
+	}
+	for _, k := range []string{outDone, outRetry, outDead, outWaiting, outLost, outWrong} {
+		row("jobs "+k, r.acc.outcomes[k])
+	}
+	row("unacknowledged pushes: arrived / never arrived", fmt.Sprintf("%d / %d", r.acc.maybeArrived, r.acc.maybeAbsent))
+	row("duplicate runs (jobs) / bound", fmt.Sprintf("%d (%d) / %d", r.acc.duplicates, r.acc.dupJobs, r.dupBound))
+	row("problems", len(r.acc.problems))
+	return string(b)
+}
+
+func sortedKeys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,142 @@
+package chaos
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// workerProc is one slot of the Go worker fleet: a chaos worker process that the fault
+// schedule kills, stops and starts again. Every exit is checked against what the suite
+// did to it.
+type workerProc struct {
+	t    *testing.T
+	name string
+	env  []string
+	dir  string
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the current process has been reaped
+	killed  bool          // the suite sent the current process SIGKILL
+	starts  int
+	crashes []string // exits the suite did not cause
+}
+
+func newWorkerProc(t *testing.T, name string, env []string) *workerProc {
+	return &workerProc{t: t, name: name, env: env, dir: t.TempDir()}
+}
+
+// start runs a new worker process in the slot; the slot must be empty.
+func (w *workerProc) start() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cmd != nil {
+		return fmt.Errorf("%s: already running", w.name)
+	}
+	w.starts++
+	logf, err := os.Create(filepath.Join(w.dir, "worker-"+strconv.Itoa(w.starts)+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), WorkerEnv+"=1"), w.env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		return fmt.Errorf("%s: start: %w", w.name, err)
+	}
+	done := make(chan struct{})
+	w.cmd, w.done, w.killed = cmd, done, false
+	go func() {
+		err := cmd.Wait()
+		_ = logf.Close()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if !(w.killed && isSignal(err, syscall.SIGKILL)) && err != nil {
+			w.crashes = append(w.crashes, fmt.Sprintf("%s run %s: %v (log %s)", w.name, logf.Name(), err, logf.Name()))
+		}
+		w.cmd = nil
+		close(done)
+	}()
+	return nil
+}
+
+// running reports whether the slot has a live process.
+func (w *workerProc) running() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cmd != nil
+}
+
+// kill sends SIGKILL and waits for the process to be reaped. It reports whether there was
+// a process to kill.
+func (w *workerProc) kill() bool {
+	w.mu.Lock()
+	cmd, done := w.cmd, w.done
+	if cmd == nil {
+		w.mu.Unlock()
+		return false
+	}
+	w.killed = true
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	w.mu.Unlock()
+	<-done
+	return true
+}
+
+// term sends SIGTERM and waits up to grace for a clean exit, then kills. It reports
+// whether there was a process to stop.
+func (w *workerProc) term(grace time.Duration) bool {
+	w.mu.Lock()
+	cmd, done := w.cmd, w.done
+	w.mu.Unlock()
+	if cmd == nil {
+		return false
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		w.mu.Lock()
+		w.crashes = append(w.crashes, fmt.Sprintf("%s: no exit %v after SIGTERM", w.name, grace))
+		w.mu.Unlock()
+		w.kill()
+	}
+	return true
+}
+
+// unexpected returns the exits the suite did not cause (crashes, non-zero exits after
+// SIGTERM, hangs).
+func (w *workerProc) unexpected() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.crashes...)
+}
+
+// logTail returns the end of the slot's latest log, for failure messages.
+func (w *workerProc) logTail(n int) string {
+	w.mu.Lock()
+	name := filepath.Join(w.dir, "worker-"+strconv.Itoa(w.starts)+".log")
+	w.mu.Unlock()
+	b, _ := os.ReadFile(name)
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+func isSignal(err error, sig syscall.Signal) bool {
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
+}
