@@ -24,6 +24,7 @@ type accounting struct {
 	malformed    map[string]int // malformed payloads handled as their kind requires, by kind
 	duplicates   int            // runs beyond the first, summed over jids
 	dupJobs      int            // jids that ran more than once
+	stepReruns   int            // runs of a durable step beyond the first, summed over jids
 	phantoms     []string       // jids that ran but were never pushed
 	problems     []string
 }
@@ -64,6 +65,14 @@ func account(l *ledgerState, s *snapshot) *accounting {
 		if n > 1 {
 			a.duplicates += n - 1
 			a.dupJobs++
+		}
+	}
+	for jid, n := range l.steps {
+		if n > 1 {
+			a.stepReruns += n - 1
+		}
+		if l.runs[jid] > 0 && n == 0 {
+			a.problems = append(a.problems, fmt.Sprintf("ChaosSteps %s completed without its step", jid))
 		}
 	}
 	if len(a.phantoms) > 0 {

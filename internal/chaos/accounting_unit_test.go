@@ -10,7 +10,7 @@ import (
 
 func emptyState() (*ledgerState, *snapshot) {
 	l := &ledgerState{pushed: map[string]bool{}, maybe: map[string]bool{}, class: map[string]string{},
-		runs: map[string]int{}, fails: map[string]int{}, bad: map[string]string{}, badRaw: map[string]string{}}
+		runs: map[string]int{}, fails: map[string]int{}, steps: map[string]int{}, bad: map[string]string{}, badRaw: map[string]string{}}
 	s := &snapshot{queued: map[string]bool{}, scheduled: map[string]bool{}, inprogress: map[string]bool{},
 		retry: map[string]member{}, dead: map[string]member{}, rawQueued: map[string]bool{},
 		rawDead: map[string]bool{}, queueLocks: map[string]string{}}
@@ -40,9 +40,15 @@ func TestAccountOutcomes(t *testing.T) {
 	push(l, "maybe-ran", ClassOK, false)
 	l.runs["maybe-ran"] = 1
 	l.runs["phantom"] = 1
+	push(l, "steps", ClassSteps, true)
+	l.runs["steps"] = 1
+	l.steps["steps"] = 3
 
 	a := account(l, s)
-	want := map[string]int{outDone: 2, outWaiting: 1, outDead: 1, outRetry: 1, outLost: 1}
+	if a.stepReruns != 2 {
+		t.Errorf("step reruns = %d, want 2", a.stepReruns)
+	}
+	want := map[string]int{outDone: 3, outWaiting: 1, outDead: 1, outRetry: 1, outLost: 1}
 	for k, n := range want {
 		if a.outcomes[k] != n {
 			t.Errorf("outcomes[%s] = %d, want %d (all: %v)", k, a.outcomes[k], n, a.outcomes)

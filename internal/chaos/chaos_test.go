@@ -121,6 +121,9 @@ func TestChaos(t *testing.T) {
 	rubyResult := <-rubyOut
 	rubyResult = strings.TrimSpace(rubyResult)
 	t.Logf("Ruby producer: %s", rubyResult)
+	if strings.HasPrefix(rubyResult, "ERROR") {
+		t.Errorf("the Ruby producer failed: %s", rubyResult)
+	}
 	for _, w := range fleet {
 		if !w.running() {
 			if err := w.start(); err != nil {
@@ -191,6 +194,9 @@ func TestChaos(t *testing.T) {
 	}
 	if acc.duplicates > r.dupBound {
 		t.Errorf("%d duplicate runs, more than the bound %d", acc.duplicates, r.dupBound)
+	}
+	if acc.stepReruns > r.dupBound {
+		t.Errorf("durable steps ran again %d times, more than the bound %d", acc.stepReruns, r.dupBound)
 	}
 	if len(lstate.pushed) == 0 || acc.outcomes[outDone] == 0 {
 		t.Errorf("the workload did nothing: %v", acc.outcomes)
@@ -270,6 +276,7 @@ func (r *chaosReport) markdown() string {
 	}
 	row("unacknowledged pushes: arrived / never arrived", fmt.Sprintf("%d / %d", r.acc.maybeArrived, r.acc.maybeAbsent))
 	row("duplicate runs (jobs) / bound", fmt.Sprintf("%d (%d) / %d", r.acc.duplicates, r.acc.dupJobs, r.dupBound))
+	row("durable step re-runs / bound", fmt.Sprintf("%d / %d", r.acc.stepReruns, r.dupBound))
 	row("problems", len(r.acc.problems))
 	return string(b)
 }

@@ -21,6 +21,8 @@ const (
 	LedgerRuns = "chaos:runs"
 	// LedgerFails maps a jid to the number of runs of ChaosFail (which always fails).
 	LedgerFails = "chaos:fails"
+	// LedgerSteps maps a jid to the number of times ChaosSteps' durable step "a" ran.
+	LedgerSteps = "chaos:steps"
 	// LedgerOverlaps counts runs that found another run of the same worker-locked key
 	// still going.
 	LedgerOverlaps = "chaos:overlaps"

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -48,23 +49,35 @@ func (w *workerProc) start() error {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), WorkerEnv+"=1"), w.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
-		return fmt.Errorf("%s: start: %w", w.name, err)
-	}
+	// A worker dies with the test process (a timeout, a panic) instead of running on
+	// as an orphan. Pdeathsig follows the thread that started the child, so that thread
+	// stays locked to the goroutine that waits for it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	started := make(chan error)
 	done := make(chan struct{})
-	w.cmd, w.done, w.killed = cmd, done, false
 	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		err := cmd.Wait()
 		_ = logf.Close()
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if !(w.killed && isSignal(err, syscall.SIGKILL)) && err != nil {
-			w.crashes = append(w.crashes, fmt.Sprintf("%s run %s: %v (log %s)", w.name, logf.Name(), err, logf.Name()))
+			w.crashes = append(w.crashes, fmt.Sprintf("%s: %v (log %s)", w.name, err, logf.Name()))
 		}
 		w.cmd = nil
 		close(done)
 	}()
+	if err := <-started; err != nil {
+		_ = logf.Close()
+		return fmt.Errorf("%s: start: %w", w.name, err)
+	}
+	w.cmd, w.done, w.killed = cmd, done, false
 	return nil
 }
 

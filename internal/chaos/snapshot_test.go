@@ -138,6 +138,7 @@ type ledgerState struct {
 	pushed, maybe map[string]bool
 	class         map[string]string
 	runs, fails   map[string]int
+	steps         map[string]int    // ChaosSteps: runs of step "a" by jid
 	bad, badRaw   map[string]string // malformed jid → kind, and → raw (invalid JSON)
 	overlaps      int
 }
@@ -178,6 +179,9 @@ func readLedger(ctx context.Context, ledger redis.UniversalClient) (*ledgerState
 		return nil, err
 	}
 	if l.fails, err = ints(LedgerFails); err != nil {
+		return nil, err
+	}
+	if l.steps, err = ints(LedgerSteps); err != nil {
 		return nil, err
 	}
 	if l.bad, err = ledger.HGetAll(ctx, ledgerBadKind).Result(); err != nil {

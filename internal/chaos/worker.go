@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ferryhq/ferry/locks"
+	"github.com/ferryhq/ferry/middleware"
 	"github.com/ferryhq/ferry/sidekiq"
 )
 
@@ -47,6 +48,7 @@ const (
 	ClassSlow   = "ChaosSlow"   // sleeps 0.5–3 s, then records its run
 	ClassFail   = "ChaosFail"   // always fails (pushed with a small retry count)
 	ClassLocked = "ChaosLocked" // named inputs {"key": string}, queue-locked on "key"
+	ClassSteps  = "ChaosSteps"  // durable step "a", then fails its first attempt; the retry must skip "a"
 	ClassRuby   = "ChaosRuby"   // run by the Ruby sidekiq process on the Ruby queue
 )
 
@@ -110,6 +112,7 @@ func newWorkerServer(rdb, ledger redis.UniversalClient, log *zap.Logger, conc in
 		Logger:      log,
 	})
 	srv.Use(locks.QueueLock(rdb, locks.Inputs("key"), locks.Classes(ClassLocked)))
+	srv.Use(middleware.Steps(rdb, nil))
 	srv.Handle(ClassOK, sidekiq.HandlerFunc(func(ctx context.Context, job *sidekiq.Job) error {
 		return recordRun(ctx, ledger, job.JID)
 	}))
@@ -137,6 +140,18 @@ func newWorkerServer(rdb, ledger redis.UniversalClient, log *zap.Logger, conc in
 		}
 		if in.Key == "" {
 			return sidekiq.Discard(errors.New("ChaosLocked: named input \"key\" missing or empty"))
+		}
+		return recordRun(ctx, ledger, job.JID)
+	}))
+	srv.Handle(ClassSteps, sidekiq.HandlerFunc(func(ctx context.Context, job *sidekiq.Job) error {
+		_, err := middleware.Step(ctx, "a", func(ctx context.Context) (int, error) {
+			return 1, ledger.HIncrBy(ctx, LedgerSteps, job.JID, 1).Err()
+		})
+		if err != nil {
+			return err
+		}
+		if job.RetryCount == nil {
+			return errors.New("ChaosSteps fails its first attempt after step a")
 		}
 		return recordRun(ctx, ledger, job.JID)
 	}))
