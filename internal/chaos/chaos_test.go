@@ -171,7 +171,8 @@ func TestChaos(t *testing.T) {
 	acc := account(lstate, snap)
 
 	r := &chaosReport{seed: seed, faultTime: dur, total: time.Since(began), faults: faults,
-		goPushes: goCounts, badPushes: badCounts, ruby: rubyResult, acc: acc,
+		goPushes: goCounts, badPushes: badCounts, ruby: rubyResult, acc: acc, interrupted: lstate.interrupted,
+		pushed:   len(lstate.pushed),
 		dupBound: (faults.count(faultKill) + faults.count(faultTerm) + faults.count(faultRedis) + faults.count(faultCut)) * goConcurrency}
 	table := r.markdown()
 	t.Log("\n" + table)
@@ -252,6 +253,8 @@ type chaosReport struct {
 	ruby             string
 	acc              *accounting
 	dupBound         int
+	interrupted      int
+	pushed           int // acknowledged jids, all producers
 }
 
 func (r *chaosReport) markdown() string {
@@ -260,6 +263,7 @@ func (r *chaosReport) markdown() string {
 	b = append(b, "| chaos run | |\n|---|---|\n"...)
 	row("seed", r.seed)
 	row("fault phase / total", fmt.Sprintf("%v / %v", r.faultTime, r.total.Round(time.Second)))
+	row("jobs pushed (acknowledged jids, Go + Ruby + malformed)", r.pushed)
 	for _, k := range sortedKeys(r.goPushes.acked) {
 		row("Go pushes acked: "+k, r.goPushes.acked[k])
 	}
@@ -277,6 +281,7 @@ func (r *chaosReport) markdown() string {
 	row("unacknowledged pushes: arrived / never arrived", fmt.Sprintf("%d / %d", r.acc.maybeArrived, r.acc.maybeAbsent))
 	row("duplicate runs (jobs) / bound", fmt.Sprintf("%d (%d) / %d", r.acc.duplicates, r.acc.dupJobs, r.dupBound))
 	row("durable step re-runs / bound", fmt.Sprintf("%d / %d", r.acc.stepReruns, r.dupBound))
+	row("ChaosSlow runs interrupted by SIGTERM and requeued", r.interrupted)
 	row("problems", len(r.acc.problems))
 	return string(b)
 }

@@ -23,6 +23,8 @@ const (
 	LedgerFails = "chaos:fails"
 	// LedgerSteps maps a jid to the number of times ChaosSteps' durable step "a" ran.
 	LedgerSteps = "chaos:steps"
+	// LedgerInterrupted counts ChaosSlow runs cut short by a shutdown (SIGTERM mid-job).
+	LedgerInterrupted = "chaos:interrupted"
 	// LedgerOverlaps counts runs that found another run of the same worker-locked key
 	// still going.
 	LedgerOverlaps = "chaos:overlaps"

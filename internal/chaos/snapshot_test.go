@@ -141,6 +141,7 @@ type ledgerState struct {
 	steps         map[string]int    // ChaosSteps: runs of step "a" by jid
 	bad, badRaw   map[string]string // malformed jid → kind, and → raw (invalid JSON)
 	overlaps      int
+	interrupted   int // ChaosSlow runs cut short by SIGTERM
 }
 
 func readLedger(ctx context.Context, ledger redis.UniversalClient) (*ledgerState, error) {
@@ -195,5 +196,8 @@ func readLedger(ctx context.Context, ledger redis.UniversalClient) (*ledgerState
 		return nil, err
 	}
 	l.overlaps = n
+	if l.interrupted, err = ledger.Get(ctx, LedgerInterrupted).Int(); err != nil && err != redis.Nil {
+		return nil, err
+	}
 	return l, nil
 }

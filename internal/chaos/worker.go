@@ -121,7 +121,9 @@ func newWorkerServer(rdb, ledger redis.UniversalClient, log *zap.Logger, conc in
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
-			return ctx.Err() // shutdown deadline: the job goes back to its queue
+			// Shutdown deadline: the job goes back to its queue.
+			_ = ledger.Incr(context.WithoutCancel(ctx), LedgerInterrupted).Err()
+			return ctx.Err()
 		}
 		return recordRun(context.WithoutCancel(ctx), ledger, job.JID)
 	}))
