@@ -1,6 +1,10 @@
 package locks
 
-import "time"
+import (
+	"time"
+
+	"go.uber.org/zap"
+)
 
 // DefaultTTL is how long a queue lock is kept, beyond any schedule delay, when TTL is not
 // given.
@@ -22,7 +26,9 @@ const (
 	Replace
 )
 
-// Option configures a QueueLock.
+// Option configures a QueueLock or a WorkerLock. Options that concern only one of them
+// (TTL and OnConflict the queue lock; Lease and Backoff the worker lock) are ignored by the
+// other.
 type Option func(*config)
 
 type config struct {
@@ -32,6 +38,11 @@ type config struct {
 	ttl       time.Duration
 	conflict  Conflict
 	keyPrefix string
+
+	lease       time.Duration
+	backoffBase time.Duration
+	backoffCap  time.Duration
+	logger      *zap.Logger
 }
 
 // Namespace sets the lock namespace, which is hashed into the key. Default: the job's
@@ -76,6 +87,34 @@ func RedisNamespace(ns string) Option {
 	}
 }
 
+const (
+	// DefaultLease is a worker lock's lease when Lease is not given.
+	DefaultLease = 30 * time.Second
+	// DefaultBackoffBase is the delay before a contended job's first new attempt, when
+	// Backoff is not given.
+	DefaultBackoffBase = time.Second
+	// DefaultBackoffCap is the longest delay between a contended job's attempts, when
+	// Backoff is not given.
+	DefaultBackoffCap = time.Minute
+)
+
+// Lease sets how long a worker lock lives without renewal: the holder renews it every
+// third of the lease while its handler runs, and a crashed holder's lock is free at most
+// one lease after its last renewal. Default: DefaultLease.
+func Lease(d time.Duration) Option { return func(c *config) { c.lease = d } }
+
+// Backoff sets how long a job that found its worker lock held waits before its next
+// attempt: base·2^(n-1) after its n-th consecutive contention, at most maxDelay, of which
+// a random part up to half is taken off (jitter), so waiting jobs spread out. Defaults:
+// DefaultBackoffBase and DefaultBackoffCap.
+func Backoff(base, maxDelay time.Duration) Option {
+	return func(c *config) { c.backoffBase, c.backoffCap = base, maxDelay }
+}
+
+// Logger sets the logger for events that do not fail a job: a worker lock lease lost while
+// its handler runs, a lock that could not be released or kept. Default: no logging.
+func Logger(l *zap.Logger) Option { return func(c *config) { c.logger = l } }
+
 func newConfig(opts []Option) config {
 	c := config{ttl: DefaultTTL}
 	for _, o := range opts {
@@ -83,6 +122,24 @@ func newConfig(opts []Option) config {
 	}
 	if c.ttl <= 0 {
 		c.ttl = DefaultTTL
+	}
+	if c.lease <= 0 {
+		c.lease = DefaultLease
+	}
+	if c.lease < 3*time.Millisecond {
+		c.lease = 3 * time.Millisecond // renewal runs every lease/3
+	}
+	if c.backoffBase <= 0 {
+		c.backoffBase = DefaultBackoffBase
+	}
+	if c.backoffCap <= 0 {
+		c.backoffCap = DefaultBackoffCap
+	}
+	if c.backoffCap < c.backoffBase {
+		c.backoffCap = c.backoffBase
+	}
+	if c.logger == nil {
+		c.logger = zap.NewNop()
 	}
 	return c
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/ferryhq/ferry/sidekiq"
 )
@@ -14,6 +16,10 @@ import (
 // (without Redis namespace), so the server releases exactly that key without recomputing
 // it.
 const PayloadKey = "ferry_queue_lock"
+
+// lockOpTimeout bounds the Redis calls a lock makes outside the job's own context (release
+// and keep after the chain returned).
+const lockOpTimeout = 5 * time.Second
 
 // ErrActiveJob is matched by the push error for an ActiveJob payload, whose inputs the
 // lock cannot read.
@@ -36,14 +42,6 @@ func (e *LockedError) Error() string {
 
 // Is matches ErrLocked (and not sidekiq.ErrPushStopped).
 func (e *LockedError) Is(target error) bool { return target == ErrLocked }
-
-// releaseScript deletes KEYS[1] only while it still holds ARGV[1] (the jid).
-var releaseScript = redis.NewScript(`
-if redis.call("GET", KEYS[1]) == ARGV[1] then
-  return redis.call("DEL", KEYS[1])
-end
-return 0
-`)
 
 // Queue is a unique queue lock: install the same value with Client.Use (the push side takes
 // the lock) and Server.Use (the run side releases it when the job starts). Make it with
@@ -110,24 +108,61 @@ func (q *Queue) InterceptPush(ctx context.Context, job *sidekiq.Job, next func(c
 	return err
 }
 
-// InterceptRun releases the lock before the job runs, if this job still holds it. A job
-// whose lock has expired (or was replaced) runs all the same. If Redis cannot be reached
-// the job fails and is retried: running it with the lock still held would drop identical
-// pushes made while it runs.
-func (q *Queue) InterceptRun(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) error {
+// queueRunKey marks a context in which a queue lock's run side is active, so a worker lock
+// further down the chain leaves keeping the queue lock over a reschedule to it.
+type queueRunKey struct{}
+
+// InterceptRun releases the lock when the handler starts (sidekiq.OnHandlerStart), if this
+// job still holds it, wherever the lock sits in the middleware chain. A job whose lock has
+// expired (or was replaced) runs all the same. If Redis cannot be reached the job fails and
+// is retried: running it with the lock still held would drop identical pushes made while it
+// runs.
+//
+// When a later middleware reschedules the job before its handler starts (sidekiq.RetryIn,
+// as a held worker lock does), the lock stays with the job: it is set to the job's jid
+// again, if free or still the job's, for the delay plus TTL, so identical pushes keep
+// collapsing onto the waiting job. When the chain ends in any other way without starting
+// the handler (a middleware failed the job, or completed it without running it), the lock
+// is released then.
+func (q *Queue) InterceptRun(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) (err error) {
 	var key string
-	found, err := job.Get(PayloadKey, &key)
-	if err != nil || !found || key == "" {
+	found, gerr := job.Get(PayloadKey, &key)
+	if gerr != nil || !found || key == "" {
 		if !q.applies(job) {
 			return next(ctx)
 		}
-		if key, err = q.KeyFor(job); err != nil {
+		if key, gerr = q.KeyFor(job); gerr != nil {
 			// Not a named-inputs job: it cannot have been locked by this rule.
 			return next(ctx)
 		}
 	}
-	if err := releaseScript.Run(ctx, q.rdb, []string{q.cfg.keyPrefix + key}, job.JID).Err(); err != nil {
-		return fmt.Errorf("locks: release queue lock %s of job %s: %w", key, job.JID, err)
-	}
-	return next(ctx)
+	full := q.cfg.keyPrefix + key
+	started := false
+	ctx = sidekiq.OnHandlerStart(ctx, func(ctx context.Context) error {
+		started = true
+		if err := releaseScript.Run(ctx, q.rdb, []string{full}, job.JID).Err(); err != nil {
+			return fmt.Errorf("locks: release queue lock %s of job %s: %w", key, job.JID, err)
+		}
+		return nil
+	})
+	defer func() {
+		if started {
+			return
+		}
+		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockOpTimeout)
+		defer cancel()
+		log := q.cfg.logger.With(zap.String("jid", job.JID), zap.String("key", full))
+		var rin *sidekiq.RetryInError
+		if errors.As(err, &rin) {
+			ttl := q.cfg.ttl + max(rin.Delay, 0)
+			if herr := holdScript.Run(bg, q.rdb, []string{full}, job.JID, ttl.Milliseconds()).Err(); herr != nil {
+				log.Warn("queue lock not kept for a rescheduled job; identical pushes may be accepted while it waits", zap.Error(herr))
+			}
+			return
+		}
+		if rerr := releaseScript.Run(bg, q.rdb, []string{full}, job.JID).Err(); rerr != nil {
+			log.Warn("queue lock not released; it expires with its TTL", zap.Error(rerr))
+		}
+	}()
+	return next(context.WithValue(ctx, queueRunKey{}, true))
 }

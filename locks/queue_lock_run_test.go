@@ -131,7 +131,13 @@ func TestQueueLockReleaseErrorFailsJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	ran := false
-	err = locks.QueueLock(rdb).InterceptRun(context.Background(), job, func(context.Context) error { ran = true; return nil })
+	err = locks.QueueLock(rdb).InterceptRun(context.Background(), job, func(ctx context.Context) error {
+		if err := sidekiq.RunStartHooks(ctx); err != nil {
+			return err
+		}
+		ran = true
+		return nil
+	})
 	if err == nil || ran {
 		t.Fatalf("release against an unreachable Redis: err %v, handler ran %v; want an error and no run", err, ran)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/sidekiq"
+	"github.com/ferryhq/ferry/testutil"
 )
 
 // startServer starts srv and returns a stop function that is also run when the test ends;
@@ -36,13 +37,7 @@ func startServer(t *testing.T, srv *sidekiq.Server) func() {
 // waitFor polls cond until it holds or 20 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 20*time.Second, what, cond)
 }
 
 // receive waits for one value from ch.

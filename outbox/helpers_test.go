@@ -26,7 +26,7 @@ func postgresURL() string {
 
 // newTable opens the test PostgreSQL and creates an outbox table with a random name,
 // dropped at cleanup. A missing PostgreSQL skips the test (fails it in CI).
-func newTable(t *testing.T) (*sql.DB, string) {
+func newTable(t testing.TB) (*sql.DB, string) {
 	t.Helper()
 	db, err := sql.Open("pgx", postgresURL())
 	if err != nil {
@@ -56,7 +56,7 @@ func newTable(t *testing.T) (*sql.DB, string) {
 }
 
 // pushInTx writes n jobs of class in one transaction and commits it (or rolls it back).
-func pushInTx(t *testing.T, db *sql.DB, table string, n int, commit bool, opts ...outbox.Option) []string {
+func pushInTx(t testing.TB, db *sql.DB, table string, n int, commit bool, opts ...outbox.Option) []string {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := db.BeginTx(ctx, nil)
@@ -121,7 +121,7 @@ func state(t *testing.T, db *sql.DB, table, jid string) rowState {
 }
 
 // queueCounts returns how many times each jid appears in the queue.
-func queueCounts(t *testing.T, rr *testutil.RealRedisDB, queue string) map[string]int {
+func queueCounts(t testing.TB, rr *testutil.RealRedisDB, queue string) map[string]int {
 	t.Helper()
 	jobs, err := testutil.Enqueued(context.Background(), rr.Client, "", queue)
 	if err != nil {

@@ -91,3 +91,37 @@ func TestInvalidTableNames(t *testing.T) {
 		}
 	}
 }
+
+// With a poll interval of an hour, rows committed while the relay runs are delivered
+// anyway: the table's trigger notifies the relay's LISTEN connection at commit. Rows
+// committed before the relay listens are delivered by the pass that follows LISTEN.
+// A rolled-back insert notifies nothing and delivers nothing.
+func TestListenWakesRelay(t *testing.T) {
+	t.Parallel()
+	db, table := newTable(t)
+	rr := testutil.RealRedis(t)
+	if err := outbox.CreateTable(context.Background(), db, table); err != nil {
+		t.Fatalf("CreateTable on an existing table (and trigger): %v", err)
+	}
+	relay := outbox.NewRelay(db, sidekiq.NewClient(rr.Client, nil), &outbox.RelayConfig{Table: table, Interval: time.Hour})
+	before := pushInTx(t, db, table, 2, true)
+	if err := relay.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = relay.Stop(context.Background()) })
+	want := len(before)
+	for round := range 3 {
+		pushInTx(t, db, table, 1, false)
+		want += len(pushInTx(t, db, table, 2, true))
+		deadline := time.Now().Add(10 * time.Second)
+		for len(queueCounts(t, rr, "default")) < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: queue holds %d jobs after 10s, want %d (the relay polls hourly)", round, len(queueCounts(t, rr, "default")), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if n := len(queueCounts(t, rr, "default")); n != want {
+		t.Fatalf("queue holds %d jobs, want %d", n, want)
+	}
+}

@@ -30,9 +30,15 @@ func DeliveryGuard(jid string) sidekiq.PushGuard {
 type RelayConfig struct {
 	// Table is the outbox table. Default: DefaultTable.
 	Table string
-	// Interval is the pause between polls when the table has nothing to deliver.
-	// Default: 200ms.
+	// Interval is the pause between polls when the table has nothing to deliver: the
+	// longest a committed row waits when no notification arrives. Default: 200ms.
 	Interval time.Duration
+	// DisableListen turns off LISTEN/NOTIFY. By default (false) a relay on the pgx
+	// driver holds one extra connection LISTENing on the table's channel (NotifyChannel),
+	// where CreateTable's trigger announces every committed insert, and runs a pass as
+	// soon as one is announced; polling every Interval remains the fallback. With another
+	// driver the relay only polls.
+	DisableListen bool
 	// Batch is how many rows one transaction claims. Default: 500.
 	Batch int
 	// MaxAttempts is how many failed deliveries park a row. Default: 10.
@@ -103,7 +109,11 @@ func (r *Relay) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends a started relay and waits for its current batch to finish, or for ctx.
+// Stop ends a started relay and waits for it to return, or for ctx. A batch in progress is
+// finished (pushed and marked) first; that takes one Redis round trip and a few
+// PostgreSQL statements. If ctx ends sooner, Stop returns and the batch completes in the
+// background (or, if the process exits, is rolled back: the jobs it pushed hold their
+// delivery markers, so the next pass of any relay marks them without pushing again).
 func (r *Relay) Stop(ctx context.Context) error {
 	r.mu.Lock()
 	cancel, done := r.cancel, r.done
@@ -122,11 +132,23 @@ func (r *Relay) Stop(ctx context.Context) error {
 }
 
 // Run delivers rows until ctx ends, then returns ctx's error. A full batch is followed at
-// once by the next; otherwise the relay waits Interval. Database errors are logged and
-// retried after Interval.
+// once by the next; otherwise the relay waits Interval, or less when a notification
+// announces new rows (see DisableListen). Database errors are logged and
+// retried after Interval. A batch in progress when ctx ends is finished before Run
+// returns, so that stopping a relay does not leave pushed rows unmarked.
 func (r *Relay) Run(ctx context.Context) error {
 	if err := checkTable(r.cfg.Table); err != nil {
 		return err
+	}
+	wake := make(chan struct{}, 1)
+	if !r.cfg.DisableListen {
+		lctx, cancel := context.WithCancel(ctx)
+		listening := make(chan struct{})
+		go func() {
+			defer close(listening)
+			r.listen(lctx, wake)
+		}()
+		defer func() { cancel(); <-listening }()
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -135,8 +157,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer.C:
+		case <-wake:
 		}
-		n, err := r.RunOnce(ctx)
+		n, err := r.RunOnce(context.WithoutCancel(ctx))
 		if err != nil && ctx.Err() == nil {
 			r.cfg.Logger.Warn("outbox relay batch failed", zap.Error(err))
 		}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/locks"
+	"github.com/ferryhq/ferry/middleware"
 	"github.com/ferryhq/ferry/outbox"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
@@ -225,5 +227,126 @@ func TestRejectedRowParkedAfterMaxAttempts(t *testing.T) {
 				t.Fatalf("pass %d: last_error %q does not name Redis's refusal", pass, s.lastError.String)
 			}
 		}
+	}
+}
+
+// Push middleware on the relay's Client decides per row: a stopped push (a filter, a unique
+// lock collapsing the job) is marked delivered with the reason in last_error, as a direct
+// Push would have pushed nothing; a middleware error counts as a failed attempt.
+func TestRelayPushMiddlewareOutcomes(t *testing.T) {
+	t.Parallel()
+	db, table := newTable(t)
+	rr := testutil.RealRedis(t)
+	client := sidekiq.NewClient(rr.Client, nil)
+	client.Use(sidekiq.PushFunc(func(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) error {
+		var i int
+		if err := job.DecodeArgs(&i, new(string)); err != nil {
+			return err
+		}
+		switch i {
+		case 1:
+			return &sidekiq.PushStoppedError{Reason: "filtered"}
+		case 2:
+			return errors.New("middleware broke")
+		}
+		return next(ctx)
+	}))
+	jids := pushInTx(t, db, table, 3, true)
+	if _, err := outbox.NewRelay(db, client, &outbox.RelayConfig{Table: table, MaxAttempts: 5}).RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		delivered bool
+		attempts  int
+		note      string
+	}{
+		{"pushed", true, 0, ""},
+		{"stopped", true, 0, "not pushed: sidekiq: push stopped: filtered"},
+		{"middleware error", false, 1, "middleware broke"},
+	}
+	for i, tc := range tests {
+		s := state(t, db, table, jids[i])
+		if s.delivered != tc.delivered || s.attempts != tc.attempts || s.parked || s.lastError.String != tc.note {
+			t.Errorf("%s: row %+v, want delivered %v attempts %d note %q", tc.name, s, tc.delivered, tc.attempts, tc.note)
+		}
+	}
+	if counts := queueCounts(t, rr, "default"); len(counts) != 1 || counts[jids[0]] != 1 {
+		t.Fatalf("queue holds %v, want only %s", counts, jids[0])
+	}
+}
+
+// With the transaction guard in error mode, Client.Push with an open transaction in the
+// context is refused, and the error sends the user to outbox.Push; outbox.Push in the same
+// transaction is the way that works.
+func TestTxGuardPointsToOutboxPush(t *testing.T) {
+	t.Parallel()
+	db, table := newTable(t)
+	rr := testutil.RealRedis(t)
+	client := sidekiq.NewClient(rr.Client, nil)
+	client.Use(middleware.TxGuard(middleware.GuardError))
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	txCtx := middleware.WithTx(ctx, tx)
+	_, err = client.Push(txCtx, "WelcomeEmailJob", []any{1})
+	if !errors.Is(err, middleware.ErrInsideTransaction) || !strings.Contains(err.Error(), "outbox.Push") {
+		t.Fatalf("Push inside a transaction: %v, want ErrInsideTransaction naming outbox.Push", err)
+	}
+	if n := rr.Client.LLen(ctx, "queue:default").Val(); n != 0 {
+		t.Fatalf("the refused push wrote %d jobs", n)
+	}
+	inTx, _ := middleware.TxFromContext(txCtx)
+	jid, err := outbox.Push(txCtx, inTx, "WelcomeEmailJob", []any{1}, outbox.Table(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, outbox.NewRelay(db, client, &outbox.RelayConfig{Table: table}))
+	if counts := queueCounts(t, rr, "default"); counts[jid] != 1 {
+		t.Fatalf("queue holds %v, want %s once (the relay's pushes carry no transaction)", counts, jid)
+	}
+}
+
+// A unique queue lock on the relay's Client collapses a second row with the same inputs
+// into the job already queued, as a direct Push would: the row is marked delivered with a
+// note naming the holder, and only the first job is in Redis.
+func TestRelayQueueLockCollapses(t *testing.T) {
+	t.Parallel()
+	db, table := newTable(t)
+	rr := testutil.RealRedis(t)
+	client := sidekiq.NewClient(rr.Client, nil)
+	client.Use(locks.QueueLock(rr.Client))
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jids []string
+	for range 2 {
+		jid, err := outbox.Push(ctx, tx, "SyncUserJob", []any{map[string]any{"user_id": 7}}, outbox.Table(table))
+		if err != nil {
+			t.Fatal(err)
+		}
+		jids = append(jids, jid)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, outbox.NewRelay(db, client, &outbox.RelayConfig{Table: table}))
+	first, second := state(t, db, table, jids[0]), state(t, db, table, jids[1])
+	if !first.delivered || first.lastError.Valid {
+		t.Errorf("first row %+v, want delivered without note", first)
+	}
+	if !second.delivered || second.attempts != 0 || !strings.Contains(second.lastError.String, "not pushed") || !strings.Contains(second.lastError.String, jids[0]) {
+		t.Errorf("second row %+v, want delivered with a note naming %s", second, jids[0])
+	}
+	if counts := queueCounts(t, rr, "default"); len(counts) != 1 || counts[jids[0]] != 1 {
+		t.Fatalf("queue holds %v, want only %s", counts, jids[0])
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -81,6 +82,9 @@ type Client struct {
 	cfg  ClientConfig
 	keys keyspace
 	push []PushMiddleware
+	// scriptCached is set once a guarded push has run guardedPushScript, so later guarded
+	// pushes send EVALSHA instead of the whole script.
+	scriptCached atomic.Bool
 }
 
 // NewClient returns a Client writing to rdb. A nil cfg means every default.
@@ -283,11 +287,16 @@ func (c *Client) fill(job *Job, s *pushSettings) error {
 // and SADD queues, or ZADD schedule at runAt (with no enqueued_at) when runAt is set. A job
 // with PushGuards goes through guardedPushScript in the same round trip instead; held[i] is
 // set when job i was not pushed because one of its guards was held.
+//
+// Guarded pushes send the script by EVALSHA once this Client has run it; if Redis has lost
+// it (a restart, SCRIPT FLUSH), only those pushes are sent again by EVAL, which is safe
+// because a NOSCRIPT reply means the script did nothing.
 func (c *Client) write(ctx context.Context, jobs []*Job, runAt time.Time) (held []*GuardHeldError, err error) {
 	now := c.cfg.Clock.Now()
-	var guarded map[int]*redis.Cmd
+	var guarded map[int]*guardedCall
 	score := epochSeconds(runAt)
-	_, err = c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	bySha := c.scriptCached.Load()
+	cmds, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		var members []redis.Z
 		byQueue := make(map[string][]any, 1)
 		var order []string
@@ -301,10 +310,12 @@ func (c *Client) write(ctx context.Context, jobs []*Job, runAt time.Time) (held 
 			switch {
 			case len(j.guards) > 0:
 				if guarded == nil {
-					guarded = make(map[int]*redis.Cmd)
+					guarded = make(map[int]*guardedCall)
 				}
-				keys, args := c.guardArgs(j, payload, runAt, score)
-				guarded[i] = guardedPushScript.Eval(ctx, p, keys, args...)
+				g := &guardedCall{}
+				g.keys, g.args = c.guardArgs(j, payload, runAt, score)
+				g.send(ctx, p, bySha)
+				guarded[i] = g
 			case !runAt.IsZero():
 				members = append(members, redis.Z{Score: score, Member: payload})
 			default:
@@ -323,12 +334,26 @@ func (c *Client) write(ctx context.Context, jobs []*Job, runAt time.Time) (held 
 		}
 		return nil
 	})
+	if err != nil && bySha && onlyNoScript(cmds) {
+		c.scriptCached.Store(false)
+		_, err = c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, g := range guarded {
+				if redis.HasErrorPrefix(g.cmd.Err(), "NOSCRIPT") {
+					g.send(ctx, p, false)
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sidekiq: push: %w", err)
 	}
+	if len(guarded) > 0 {
+		c.scriptCached.Store(true)
+	}
 	held = make([]*GuardHeldError, len(jobs))
-	for i, cmd := range guarded {
-		err := guardResult(jobs[i], cmd.Val())
+	for i, g := range guarded {
+		err := guardResult(jobs[i], g.cmd.Val())
 		if err == nil {
 			continue
 		}
@@ -339,4 +364,34 @@ func (c *Client) write(ctx context.Context, jobs []*Job, runAt time.Time) (held 
 		held[i] = h
 	}
 	return held, nil
+}
+
+// guardedCall is one guarded push of a write: its KEYS and ARGV, and its command.
+type guardedCall struct {
+	keys []string
+	args []any
+	cmd  *redis.Cmd
+}
+
+// send queues the call on p, by EVALSHA when bySha is set, otherwise by EVAL.
+func (g *guardedCall) send(ctx context.Context, p redis.Pipeliner, bySha bool) {
+	if bySha {
+		g.cmd = guardedPushScript.EvalSha(ctx, p, g.keys, g.args...)
+	} else {
+		g.cmd = guardedPushScript.Eval(ctx, p, g.keys, g.args...)
+	}
+}
+
+// onlyNoScript reports whether every failed command in cmds failed with NOSCRIPT.
+func onlyNoScript(cmds []redis.Cmder) bool {
+	failed := false
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			if !redis.HasErrorPrefix(err, "NOSCRIPT") {
+				return false
+			}
+			failed = true
+		}
+	}
+	return failed
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -340,25 +339,6 @@ func TestPushBulkJIDsInOrder(t *testing.T) {
 	})
 }
 
-// roundTrips counts the commands and pipelines a go-redis client sends.
-type roundTrips struct{ n atomic.Int64 }
-
-func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmds)
-	}
-}
-
 // TestPushBulkRoundTrips: 100,000 jobs take one MULTI/EXEC per batch of 1000, about 100
 // round trips, not one per job.
 func TestPushBulkRoundTrips(t *testing.T) {
@@ -367,7 +347,7 @@ func TestPushBulkRoundTrips(t *testing.T) {
 	}
 	t.Parallel()
 	rdb := testutil.RealRedis(t).Client
-	counter := &roundTrips{}
+	counter := &testutil.RoundTrips{}
 	rdb.AddHook(counter)
 	ctx := context.Background()
 	const n = 100_000
@@ -379,7 +359,7 @@ func TestPushBulkRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trips := counter.n.Load()
+	trips := counter.N()
 	if trips > 110 {
 		t.Fatalf("%d round trips for %d jobs, want at most 110", trips, n)
 	}

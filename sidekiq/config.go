@@ -114,8 +114,10 @@ type Config struct {
 	// and 180 days, as Sidekiq.
 	DeadMaxJobs int
 	DeadTimeout time.Duration
-	// OnDeath is called when a job is buried in the dead set or dropped after its last
-	// failure (Sidekiq's death handlers). Default: none.
+	// OnDeath is called when a job is buried in the dead set (Sidekiq's death handlers),
+	// and also, unlike Sidekiq 6.x, when a job with "retry": false fails and is dropped, so
+	// a Go service hears of every job that will never run again. Check job.Retry.Enabled()
+	// to tell the two apart. Default: none.
 	OnDeath func(ctx context.Context, job *Job, err error)
 	// Logger receives the server's logs. Default: no logging.
 	Logger *zap.Logger

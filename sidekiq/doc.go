@@ -23,7 +23,9 @@
 //
 // Options are a closed set (Queue, In, At, Retry, NoRetry, JID, RetryQueue, Extra). Push
 // middleware (Client.Use) can change or stop a push; a stopped push returns an error that
-// matches ErrPushStopped.
+// matches ErrPushStopped. PushJob pushes a job built by the caller; PushJobs pushes many,
+// each with its own schedule and PushGuards, in one round trip with an outcome per job
+// (the outbox relay uses it).
 //
 // Arguments are encoded so that Ruby sees the types Go sent (see EncodeArgs). Read them back
 // with Job.DecodeArgs or Job.ArgsSlice, which keep big integers exact.

@@ -81,6 +81,9 @@ func (s *Server) perform(job *Job) (err error) {
 			return &NoHandlerError{Class: name, Identity: s.identity}
 		}
 		return runRunChain(ctx, entry.mws, job, func(ctx context.Context) (err error) {
+			if err := RunStartHooks(ctx); err != nil {
+				return err
+			}
 			return entry.h.Perform(ctx, job)
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/sidekiq"
+	"github.com/ferryhq/ferry/testutil"
 )
 
 // guardWith is a push middleware that attaches guards to every push.
@@ -142,4 +143,51 @@ var guardOdd sidekiq.PushFunc = func(ctx context.Context, job *sidekiq.Job, next
 		ctx = sidekiq.WithPushGuards(ctx, sidekiq.PushGuard{Key: "odd", TTL: time.Minute})
 	}
 	return next(ctx)
+}
+
+// TestGuardedPushAfterScriptFlush: a Client sends the guarded-push script by EVALSHA once it
+// has run it; when Redis has lost the script (a restart, SCRIPT FLUSH) the push is sent
+// again by EVAL, in one more round trip, and nothing is lost or pushed twice. It runs on the
+// embedded Redis only: SCRIPT FLUSH on the shared real Redis would disturb the round-trip
+// counts of tests running beside it.
+func TestGuardedPushAfterScriptFlush(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	{
+		rdb, _ := testutil.NewEmbeddedRedis(t)
+		// An unguarded push first, so the connection is set up before counting.
+		if _, err := sidekiq.NewClient(rdb, &sidekiq.ClientConfig{Namespace: "gwarm"}).Push(ctx, "W", nil); err != nil {
+			t.Fatal(err)
+		}
+		rt := &testutil.RoundTrips{}
+		rdb.AddHook(rt)
+		c := sidekiq.NewClient(rdb, &sidekiq.ClientConfig{Namespace: "gflush"})
+		c.Use(sidekiq.PushFunc(func(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) error {
+			return next(sidekiq.WithPushGuards(ctx, sidekiq.PushGuard{Key: "ferry:lock:" + job.JID, TTL: time.Minute}))
+		}))
+		push := func(what string, wantTrips int64) {
+			t.Helper()
+			rt.Reset()
+			jid, err := c.Push(ctx, "W", nil)
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if got := rt.N(); got != wantTrips {
+				t.Errorf("%s: %d round trips, want %d", what, got, wantTrips)
+			}
+			if v := rdb.Get(ctx, "gflush:ferry:lock:"+jid).Val(); v != jid {
+				t.Errorf("%s: guard holds %q, want %q", what, v, jid)
+			}
+		}
+		push("first push (EVAL)", 1)
+		push("second push (EVALSHA)", 1)
+		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		push("push after SCRIPT FLUSH (EVALSHA, then EVAL)", 2)
+		push("next push (EVALSHA again)", 1)
+		if n := rdb.LLen(ctx, "gflush:queue:default").Val(); n != 4 {
+			t.Fatalf("queue holds %d jobs, want 4", n)
+		}
+	}
 }

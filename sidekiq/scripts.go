@@ -149,8 +149,12 @@ end
 return moved
 `)
 
-// guardedPushScript pushes one job unless one of its guard keys is held, and sets the
-// guards in the same call (see PushGuard).
+// GuardedPushLua is the text of the Lua script behind every guarded push (PushGuard). It
+// is exported so that other producers can run the very same script: the Ruby client
+// middleware in locks/ruby carries a byte-identical copy (a test in package locks checks
+// it), so a lock taken from Rails and one taken from Go are the same key, set the same way.
+// It pushes one job unless one of its guard keys is held, and sets the guards in the same
+// call.
 //
 //	KEYS[1]   queue:<q> (immediate) or schedule (scheduled)
 //	KEYS[2]   queues
@@ -165,8 +169,7 @@ return moved
 // are read (a wrong-typed guard key fails here, before anything is written), the job is
 // pushed, and only then are the guards set. A push Redis refuses (say, WRONGTYPE on the
 // queue) leaves no guard behind.
-var guardedPushScript = redis.NewScript(`
-local n = #KEYS - 2
+const GuardedPushLua = `local n = #KEYS - 2
 for i = 1, n do
   local flags = ARGV[4 + 2 * i]
   if not string.find(flags, "x", 1, true) then
@@ -186,4 +189,7 @@ for i = 1, n do
   redis.call("SET", KEYS[2 + i], ARGV[4], "PX", ARGV[3 + 2 * i])
 end
 return {1}
-`)
+`
+
+// guardedPushScript runs GuardedPushLua.
+var guardedPushScript = redis.NewScript(GuardedPushLua)

@@ -121,26 +121,9 @@ func RunRuby(redisURL, script string, opts ...RubyOption) (string, error) {
 // SidekiqProcess is a running `sidekiq` binary started by StartSidekiq.
 type SidekiqProcess struct {
 	Cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *SyncBuffer
 	done   chan struct{}
 	err    error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // StartSidekiq writes jobsRuby (Ruby defining the job classes; Sidekiq is already loaded)
@@ -161,7 +144,7 @@ func StartSidekiq(tb testing.TB, redisURL, jobsRuby string, args ...string) *Sid
 	cmd := exec.Command(bin, append([]string{"-r", file, "-t", "5"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "REDIS_URL="+redisURL)
-	p := &SidekiqProcess{Cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p := &SidekiqProcess{Cmd: cmd, stderr: &SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -45,7 +45,7 @@ func TestRubyFailedJobRetriedByGo(t *testing.T) {
 	jid := string(lastLine(testutil.Ruby(t, db.URL, `
 puts Sidekiq::Client.push("class" => "CrossJob", "queue" => "cross", "args" => [7, "x"], "tenant" => "acme", "backtrace" => true)`)))
 	rb := testutil.StartSidekiq(t, db.URL, rubyCrossJob, "-q", "cross", "-c", "2")
-	waitUntil(t, 30*time.Second, "Ruby's retry entry", func() bool { return db.Client.ZCard(ctx, "retry").Val() == 1 })
+	testutil.Eventually(t, 30*time.Second, "Ruby's retry entry", func() bool { return db.Client.ZCard(ctx, "retry").Val() == 1 })
 	rb.Stop(10 * time.Second)
 	if got := string(lastLine(testutil.Ruby(t, db.URL, makeRetriesDue))); got != "1" {
 		t.Fatalf("retry set size %s after reschedule, want 1", got)
@@ -79,7 +79,7 @@ puts Sidekiq::Client.push("class" => "CrossJob", "queue" => "cross", "args" => [
 	if bt, err := job.ErrorBacktrace(); err != nil || len(bt) == 0 {
 		t.Errorf("error_backtrace from Ruby: %d lines, %v", len(bt), err)
 	}
-	waitUntil(t, 10*time.Second, "retry set and queue empty", func() bool {
+	testutil.Eventually(t, 10*time.Second, "retry set and queue empty", func() bool {
 		return db.Client.ZCard(ctx, "retry").Val() == 0 && db.Client.LLen(ctx, "queue:cross").Val() == 0
 	})
 }
@@ -108,7 +108,7 @@ func TestGoFailedJobRetriedByRuby(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-failed
-	waitUntil(t, 10*time.Second, "Go's retry entry", func() bool { return db.Client.ZCard(ctx, "retry").Val() == 1 })
+	testutil.Eventually(t, 10*time.Second, "Go's retry entry", func() bool { return db.Client.ZCard(ctx, "retry").Val() == 1 })
 	stopGoServer(t, srv)
 	if got := string(lastLine(testutil.Ruby(t, db.URL, makeRetriesDue))); got != "1" {
 		t.Fatalf("retry set size %s after reschedule, want 1", got)
@@ -116,7 +116,7 @@ func TestGoFailedJobRetriedByRuby(t *testing.T) {
 
 	testutil.StartSidekiq(t, db.URL, rubyCrossJob, "-q", "cross", "-c", "2")
 	var raw string
-	waitUntil(t, 30*time.Second, "Ruby's run of the job Go failed", func() bool {
+	testutil.Eventually(t, 30*time.Second, "Ruby's run of the job Go failed", func() bool {
 		raw, _ = db.Client.LIndex(ctx, "ferry:cross", 0).Result()
 		return raw != ""
 	})

@@ -48,7 +48,7 @@ puts JSON.generate(jids)
 		return failingError{}
 	}))
 	runGoServer(t, db, srv)
-	waitUntil(t, 20*time.Second, "three deaths", func() bool {
+	testutil.Eventually(t, 20*time.Second, "three deaths", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(deaths) == 3

@@ -101,7 +101,7 @@ func TestGoFailureSeenAndRetriedFromRuby(t *testing.T) {
 	if _, err := c.Push(ctx, "Payments::BadJob", []any{"order-3"}, sidekiq.Queue("pay")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "two retries and one dead job", func() bool {
+	testutil.Eventually(t, 10*time.Second, "two retries and one dead job", func() bool {
 		return db.Client.ZCard(ctx, "retry").Val() == 2 && db.Client.ZCard(ctx, "dead").Val() == 1
 	})
 	failedTo := time.Now()
@@ -161,7 +161,7 @@ func TestGoFailureSeenAndRetriedFromRuby(t *testing.T) {
 	}
 	testutil.Ruby(t, db.URL, `Sidekiq::RetrySet.new.retry_all`)
 	waitRun(t, ran, second)
-	waitUntil(t, 10*time.Second, "an empty retry set", func() bool { return db.Client.ZCard(ctx, "retry").Val() == 0 })
+	testutil.Eventually(t, 10*time.Second, "an empty retry set", func() bool { return db.Client.ZCard(ctx, "retry").Val() == 0 })
 	mu.Lock()
 	defer mu.Unlock()
 	if runs[first] != 2 || runs[second] != 2 {

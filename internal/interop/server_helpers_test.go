@@ -37,7 +37,7 @@ func runGoServer(t *testing.T, db *testutil.RealRedisDB, srv *sidekiq.Server) *g
 			t.Errorf("Go server %s did not stop within 40 s", srv.Identity())
 		}
 	})
-	waitUntil(t, 10*time.Second, "the Go server's process record", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the Go server's process record", func() bool {
 		select {
 		case <-r.done:
 			t.Fatalf("Go server stopped at start: %v", r.err)
@@ -46,18 +46,6 @@ func runGoServer(t *testing.T, db *testutil.RealRedisDB, srv *sidekiq.Server) *g
 		return db.Client.SIsMember(context.Background(), "processes", srv.Identity()).Val()
 	})
 	return r
-}
-
-// waitUntil polls cond every 20 ms until it holds, failing the test after d.
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // blocker is a handler whose runs block until release is called (or their context is

@@ -157,7 +157,7 @@ func TestGoAndRubySidekiqShareAQueue(t *testing.T) {
 		return nil
 	}))
 	runGoServer(t, db, srv)
-	waitUntil(t, 30*time.Second, "the sidekiq process's threads to block in BRPOP", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the sidekiq process's threads to block in BRPOP", func() bool {
 		select {
 		case <-ruby.Done():
 			t.Fatalf("sidekiq exited at start:\n%s", ruby.Output())
@@ -182,7 +182,7 @@ puts JSON.generate(jids)
 		defer mu.Unlock()
 		return countRuns(goRuns)
 	}
-	waitUntil(t, 120*time.Second, "all jobs to run", func() bool {
+	testutil.Eventually(t, 120*time.Second, "all jobs to run", func() bool {
 		return goCount()+int(db.Client.LLen(ctx, "ferry:ran:ruby").Val()) >= n
 	})
 	stopGoServer(t, srv)
