@@ -172,8 +172,11 @@ func TestChaos(t *testing.T) {
 
 	r := &chaosReport{seed: seed, faultTime: dur, total: time.Since(began), faults: faults,
 		goPushes: goCounts, badPushes: badCounts, ruby: rubyResult, acc: acc, interrupted: lstate.interrupted,
-		pushed:   len(lstate.pushed),
+		pushed: len(lstate.pushed), overlaps: lstate.overlaps,
 		dupBound: (faults.count(faultKill) + faults.count(faultTerm) + faults.count(faultRedis) + faults.count(faultCut)) * goConcurrency}
+	for _, w := range fleet {
+		r.stopErrs += w.shutdownErrors()
+	}
 	table := r.markdown()
 	t.Log("\n" + table)
 	if path := os.Getenv("CHAOS_REPORT"); path != "" {
@@ -190,7 +193,7 @@ func TestChaos(t *testing.T) {
 	}
 	for _, w := range fleet {
 		for _, c := range w.unexpected() {
-			t.Errorf("worker exit the suite did not cause: %s\n%s", c, w.logTail(3000))
+			t.Errorf("worker exit the suite did not cause: %s", c)
 		}
 	}
 	if acc.duplicates > r.dupBound {
@@ -255,6 +258,8 @@ type chaosReport struct {
 	dupBound         int
 	interrupted      int
 	pushed           int // acknowledged jids, all producers
+	overlaps         int // runs of a worker-locked key that found another running
+	stopErrs         int // SIGTERMed workers whose shutdown reported an error (exit 3)
 }
 
 func (r *chaosReport) markdown() string {
@@ -282,6 +287,8 @@ func (r *chaosReport) markdown() string {
 	row("duplicate runs (jobs) / bound", fmt.Sprintf("%d (%d) / %d", r.acc.duplicates, r.acc.dupJobs, r.dupBound))
 	row("durable step re-runs / bound", fmt.Sprintf("%d / %d", r.acc.stepReruns, r.dupBound))
 	row("ChaosSlow runs interrupted by SIGTERM and requeued", r.interrupted)
+	row("worker-lock overlaps (must be 0)", r.overlaps)
+	row("SIGTERMed workers whose shutdown reported an error (exit 3)", r.stopErrs)
 	row("problems", len(r.acc.problems))
 	return string(b)
 }

@@ -15,12 +15,14 @@
 //     with retry 2, retries 1 s apart); ChaosLocked takes named inputs {"key": ...} and is
 //     pushed through locks.QueueLock on "key" over 20 keys, so identical pushes collapse;
 //     ChaosSteps runs a durable step (middleware.Step) and fails its first attempt, so its
-//     retry must find the step done and not run it again.
+//     retry must find the step done and not run it again; ChaosWLocked runs under
+//     locks.WorkerLock (lease 3 s) over 5 keys and, while it runs, holds a mark for its key
+//     in the ledger (SET NX, 2 s): finding another run's mark is an overlap.
 //     ProcessTTL is 10 s, so a killed process's jobs are recovered within seconds;
 //   - one Ruby `sidekiq` process (Sidekiq 6.4.1) working queue "ruby" with ChaosRuby, on the
 //     private Redis directly;
 //   - two Go producers (through the proxy) pushing immediate and scheduled ChaosOK,
-//     ChaosSlow, ChaosFail, ChaosLocked and ChaosSteps; a Ruby producer pushing ChaosRuby and immediate
+//     ChaosSlow, ChaosFail, ChaosLocked, ChaosSteps and ChaosWLocked; a Ruby producer pushing ChaosRuby and immediate
 //     and scheduled ChaosOK for the Go workers;
 //   - a feeder of malformed payloads, LPUSHed raw into queue "chaos": invalid JSON, "args"
 //     not an array, an unknown class (retry 1), a ChaosLocked whose named input has the wrong
@@ -60,8 +62,8 @@
 // named inputs, the 3 MB job done. Also checked: no jid ran that nobody pushed; every worker
 // exit was one the suite caused (SIGKILL, or exit 0 after SIGTERM; workers also die with
 // the test process, by Pdeathsig, rather than outlive a crashed run), and the Ruby process
-// never exited; no worker-lock key is left and every queue-lock key belongs to a job still
-// waiting; duplicate runs stay within (SIGKILLs + SIGTERMs + Redis restarts + cuts) ×
+// never exited; no worker-locked run overlapped another of its key, no worker-lock key is
+// left and every queue-lock key belongs to a job still waiting; duplicate runs stay within (SIGKILLs + SIGTERMs + Redis restarts + cuts) ×
 // worker concurrency, the runs that can complete but lose their acknowledgement, and so
 // do re-runs of durable steps (a step runs again only when its result was not stored); no
 // goroutine of the test process leaks (goleak, in TestMain).

@@ -26,6 +26,8 @@ type workerProc struct {
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the current process has been reaped
 	killed  bool          // the suite sent the current process SIGKILL
+	termed  bool          // the suite sent the current process SIGTERM
+	stopErr int           // exits with ExitShutdownError after SIGTERM
 	starts  int
 	crashes []string // exits the suite did not cause
 }
@@ -67,8 +69,13 @@ func (w *workerProc) start() error {
 		_ = logf.Close()
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if !(w.killed && isSignal(err, syscall.SIGKILL)) && err != nil {
-			w.crashes = append(w.crashes, fmt.Sprintf("%s: %v (log %s)", w.name, err, logf.Name()))
+		switch {
+		case err == nil:
+		case w.killed && isSignal(err, syscall.SIGKILL):
+		case w.termed && exitCode(err) == ExitShutdownError:
+			w.stopErr++
+		default:
+			w.crashes = append(w.crashes, fmt.Sprintf("%s: %v; log %s:\n%s", w.name, err, logf.Name(), fileTail(logf.Name(), 3000)))
 		}
 		w.cmd = nil
 		close(done)
@@ -77,7 +84,7 @@ func (w *workerProc) start() error {
 		_ = logf.Close()
 		return fmt.Errorf("%s: start: %w", w.name, err)
 	}
-	w.cmd, w.done, w.killed = cmd, done, false
+	w.cmd, w.done, w.killed, w.termed = cmd, done, false, false
 	return nil
 }
 
@@ -109,11 +116,13 @@ func (w *workerProc) kill() bool {
 func (w *workerProc) term(grace time.Duration) bool {
 	w.mu.Lock()
 	cmd, done := w.cmd, w.done
-	w.mu.Unlock()
 	if cmd == nil {
+		w.mu.Unlock()
 		return false
 	}
+	w.termed = true
 	_ = cmd.Process.Signal(syscall.SIGTERM)
+	w.mu.Unlock()
 	select {
 	case <-done:
 	case <-time.After(grace):
@@ -133,16 +142,28 @@ func (w *workerProc) unexpected() []string {
 	return append([]string(nil), w.crashes...)
 }
 
-// logTail returns the end of the slot's latest log, for failure messages.
-func (w *workerProc) logTail(n int) string {
+// shutdownErrors returns how many processes of the slot exited with ExitShutdownError
+// after SIGTERM.
+func (w *workerProc) shutdownErrors() int {
 	w.mu.Lock()
-	name := filepath.Join(w.dir, "worker-"+strconv.Itoa(w.starts)+".log")
-	w.mu.Unlock()
+	defer w.mu.Unlock()
+	return w.stopErr
+}
+
+func fileTail(name string, n int) string {
 	b, _ := os.ReadFile(name)
 	if len(b) > n {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+func exitCode(err error) int {
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		return -1
+	}
+	return ee.ExitCode()
 }
 
 func isSignal(err error, sig syscall.Signal) bool {

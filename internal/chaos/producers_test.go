@@ -40,7 +40,7 @@ func (c *pushCounts) add(kind string, err error) {
 }
 
 // goProducer pushes a mix of jobs through the fault proxy until ctx ends: immediate and
-// scheduled ChaosOK, ChaosSlow, ChaosFail (retry 2), ChaosSteps and queue-locked ChaosLocked over a
+// scheduled ChaosOK, ChaosSlow, ChaosFail (retry 2), ChaosSteps, worker-locked ChaosWLocked over 5 keys and queue-locked ChaosLocked over a
 // small key space, so that identical pushes collapse. Every push is recorded in the
 // ledger: as maybe before it is sent, as pushed once Redis acknowledged it.
 func goProducer(ctx context.Context, rng *rand.Rand, rdb, ledger redis.UniversalClient, every time.Duration, counts *pushCounts) {
@@ -71,6 +71,9 @@ func goProducer(ctx context.Context, rng *rand.Rand, rdb, ledger redis.Universal
 			args = []any{map[string]any{"key": "k" + strconv.Itoa(rng.IntN(20)), "n": i}}
 		case r < 52:
 			class, kind = ClassSteps, ClassSteps
+		case r < 57:
+			class, kind = ClassWLocked, ClassWLocked
+			args = []any{map[string]any{"key": "w" + strconv.Itoa(rng.IntN(5)), "n": i}}
 		}
 		jid := sidekiq.NewJID()
 		opts = append(opts, sidekiq.JID(jid))

@@ -40,6 +40,13 @@ const (
 	workerRecoverInterval = 2 * time.Second
 	workerRetryDelay      = time.Second
 	slowMin, slowMax      = 500 * time.Millisecond, 3 * time.Second
+	// workerLease is ChaosWLocked's worker lock lease. A run marks its key as running in
+	// the ledger for less than the lease (overlapTTL), so the mark of a SIGKILLed run is
+	// gone before its lease frees the lock; a run lasts far less than either.
+	workerLease = 3 * time.Second
+	overlapTTL  = 2 * time.Second
+	wlockMin    = 50 * time.Millisecond
+	wlockSpread = 250 * time.Millisecond
 )
 
 // Job classes the Go workers handle.
@@ -49,32 +56,47 @@ const (
 	ClassFail   = "ChaosFail"   // always fails (pushed with a small retry count)
 	ClassLocked = "ChaosLocked" // named inputs {"key": string}, queue-locked on "key"
 	ClassSteps  = "ChaosSteps"  // durable step "a", then fails its first attempt; the retry must skip "a"
-	ClassRuby   = "ChaosRuby"   // run by the Ruby sidekiq process on the Ruby queue
+	// ClassWLocked takes named inputs {"key": string} and runs under locks.WorkerLock on
+	// "key" over a few keys; it checks in the ledger that no other run of its key is going.
+	ClassWLocked = "ChaosWLocked"
+	ClassRuby    = "ChaosRuby" // run by the Ruby sidekiq process on the Ruby queue
 )
 
 // RunWorker is the main of a chaos worker process: it works the queues of its environment
 // on the Redis at CHAOS_REDIS_ADDR until SIGTERM or SIGINT, then stops as a Ferry worker
-// binary does. It returns the process exit code.
+// binary does. It returns the process exit code: 0, ExitShutdownError when the stop that
+// followed a signal reported an error (Redis unreachable while it pushed unfinished jobs
+// back: they stay in its in-progress list, which another process recovers), 1 otherwise.
 func RunWorker() int {
 	log, _ := zap.NewDevelopment(zap.IncreaseLevel(zap.WarnLevel))
 	defer func() { _ = log.Sync() }()
-	if err := runWorker(log); err != nil {
-		log.Error("chaos worker failed", zap.Error(err))
-		return 1
+	signalled, err := runWorker(log)
+	switch {
+	case err == nil:
+		return 0
+	case signalled:
+		log.Warn("chaos worker stopped with an error", zap.Error(err))
+		return ExitShutdownError
 	}
-	return 0
+	log.Error("chaos worker failed", zap.Error(err))
+	return 1
 }
 
-func runWorker(log *zap.Logger) error {
+// ExitShutdownError is a worker's exit code when its shutdown after SIGTERM reported an
+// error.
+const ExitShutdownError = 3
+
+// runWorker runs servers until a signal; it reports whether one arrived.
+func runWorker(log *zap.Logger) (bool, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	conc, err := strconv.Atoi(os.Getenv(envConcurrency))
 	if err != nil {
-		return fmt.Errorf("%s: %w", envConcurrency, err)
+		return false, fmt.Errorf("%s: %w", envConcurrency, err)
 	}
 	lopts, err := redis.ParseURL(os.Getenv(envLedgerURL))
 	if err != nil {
-		return fmt.Errorf("%s: %w", envLedgerURL, err)
+		return false, fmt.Errorf("%s: %w", envLedgerURL, err)
 	}
 	ledger := redis.NewClient(lopts)
 	defer ledger.Close()
@@ -85,14 +107,14 @@ func runWorker(log *zap.Logger) error {
 		srv := newWorkerServer(rdb, ledger, log, conc, queues)
 		err := srv.Run(ctx)
 		if err == nil || ctx.Err() != nil {
-			return err
+			return ctx.Err() != nil, err
 		}
 		// Run returns early only when Start failed (Redis restarting or cut): try again
 		// with a new Server, as a supervisor would restart the process.
 		log.Warn("worker start failed; retrying", zap.Error(err))
 		select {
 		case <-ctx.Done():
-			return nil
+			return true, nil
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -113,6 +135,8 @@ func newWorkerServer(rdb, ledger redis.UniversalClient, log *zap.Logger, conc in
 	})
 	srv.Use(locks.QueueLock(rdb, locks.Inputs("key"), locks.Classes(ClassLocked)))
 	srv.Use(middleware.Steps(rdb, nil))
+	srv.Use(locks.WorkerLock(rdb, locks.Inputs("key"), locks.Classes(ClassWLocked),
+		locks.Lease(workerLease), locks.Backoff(200*time.Millisecond, 2*time.Second), locks.Logger(log)))
 	srv.Handle(ClassOK, sidekiq.HandlerFunc(func(ctx context.Context, job *sidekiq.Job) error {
 		return recordRun(ctx, ledger, job.JID)
 	}))
@@ -157,5 +181,44 @@ func newWorkerServer(rdb, ledger redis.UniversalClient, log *zap.Logger, conc in
 		}
 		return recordRun(ctx, ledger, job.JID)
 	}))
+	srv.Handle(ClassWLocked, sidekiq.HandlerFunc(func(ctx context.Context, job *sidekiq.Job) error {
+		return runWorkerLocked(ctx, ledger, job)
+	}))
 	return srv
 }
+
+// runWorkerLocked is ChaosWLocked's handler: it marks its key as running in the ledger
+// (SET NX), counts an overlap if another run's mark is there, works a little, and removes
+// its own mark.
+func runWorkerLocked(ctx context.Context, ledger redis.UniversalClient, job *sidekiq.Job) error {
+	var in struct {
+		Key string `json:"key"`
+	}
+	if err := job.DecodeArgs(&in); err != nil || in.Key == "" {
+		return sidekiq.Discard(fmt.Errorf("ChaosWLocked: bad named inputs: %v", err))
+	}
+	mark := LedgerRunningPrefix + in.Key
+	ok, err := ledger.SetNX(ctx, mark, job.JID, overlapTTL).Result()
+	if err != nil {
+		return err
+	}
+	if ok {
+		defer func() { _ = unmarkScript.Run(context.WithoutCancel(ctx), ledger, []string{mark}, job.JID).Err() }()
+	} else if err := ledger.Incr(ctx, LedgerOverlaps).Err(); err != nil {
+		return err
+	}
+	select {
+	case <-time.After(wlockMin + rand.N(wlockSpread)):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return recordRun(ctx, ledger, job.JID)
+}
+
+// unmarkScript deletes KEYS[1] only while it holds ARGV[1].
+var unmarkScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+  return redis.call("DEL", KEYS[1])
+end
+return 0
+`)
