@@ -2,10 +2,8 @@ package chaos
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,22 +28,7 @@ const (
 
 // TestChaos runs the soak and chaos suite; see the package documentation.
 func TestChaos(t *testing.T) {
-	dur := defaultDuration
-	if v := os.Getenv("CHAOS_DURATION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			t.Fatalf("CHAOS_DURATION: %v", err)
-		}
-		dur = d
-	}
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("CHAOS_SEED"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("CHAOS_SEED: %v", err)
-		}
-		seed = n
-	}
+	dur, seed := chaosSettings(t)
 	t.Logf("seed %d (replay the fault schedule with CHAOS_SEED=%d), faults for %v", seed, seed, dur)
 	testutil.RequireRuby(t)
 	began := time.Now()
@@ -69,6 +52,13 @@ func TestChaos(t *testing.T) {
 	ruby := testutil.StartSidekiq(t, red.URL(), rubyJobs, "-q", rubyQueue, "-c", "5")
 
 	fleet := make([]*workerProc, goWorkers)
+	t.Cleanup(func() {
+		for _, w := range fleet {
+			if w != nil {
+				w.kill()
+			}
+		}
+	})
 	for i := range fleet {
 		fleet[i] = newWorkerProc(t, "go-worker-"+strconv.Itoa(i+1), []string{
 			envRedisAddr + "=" + proxy.Addr(),
@@ -80,11 +70,6 @@ func TestChaos(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() {
-		for _, w := range fleet {
-			w.kill()
-		}
-	})
 
 	// Load and faults.
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
@@ -133,26 +118,7 @@ func TestChaos(t *testing.T) {
 	}
 
 	// Drain: workers stay up until nothing is waiting (or the deadline passes).
-	drainCtx := context.Background()
-	deadline := time.Now().Add(drainDeadline)
-	var snap *snapshot
-	var lstate *ledgerState
-	for {
-		snap, lstate, err = observe(drainCtx, direct, ledger)
-		if err == nil {
-			acc := account(lstate, snap)
-			if acc.outcomes[outWaiting] == 0 && acc.outcomes[outLost] == 0 && len(snap.retry) == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("not settled after %v: %v", drainDeadline, acc.outcomes)
-				break
-			}
-		} else if time.Now().After(deadline) {
-			t.Fatalf("reading the final state: %v", err)
-		}
-		time.Sleep(time.Second) // polling with a deadline: nothing signals "settled"
-	}
+	waitSettled(t, direct, ledger)
 
 	// Stop everything gracefully, then look once more.
 	select {
@@ -164,7 +130,7 @@ func TestChaos(t *testing.T) {
 		w.term(30 * time.Second)
 	}
 	ruby.Stop(15 * time.Second)
-	snap, lstate, err = observe(drainCtx, direct, ledger)
+	snap, lstate, err := observe(context.Background(), direct, ledger)
 	if err != nil {
 		t.Fatalf("reading the final state: %v", err)
 	}
@@ -234,6 +200,51 @@ func renewClaim(t *testing.T, db *testutil.RealRedisDB) (stop func()) {
 	return func() { close(done); <-finished }
 }
 
+// chaosSettings reads CHAOS_DURATION (default: the short form's) and CHAOS_SEED (default:
+// the clock).
+func chaosSettings(t *testing.T) (time.Duration, uint64) {
+	dur := defaultDuration
+	if v := os.Getenv("CHAOS_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("CHAOS_DURATION: %v", err)
+		}
+		dur = d
+	}
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("CHAOS_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("CHAOS_SEED: %v", err)
+		}
+		seed = n
+	}
+	return dur, seed
+}
+
+// waitSettled polls until no jid is waiting or unaccounted and the retry set is empty,
+// failing the test (but going on to the checks) after drainDeadline.
+func waitSettled(t *testing.T, rdb, ledger redis.UniversalClient) {
+	t.Helper()
+	deadline := time.Now().Add(drainDeadline)
+	for {
+		snap, lstate, err := observe(context.Background(), rdb, ledger)
+		if err == nil {
+			acc := account(lstate, snap)
+			if acc.outcomes[outWaiting] == 0 && acc.outcomes[outLost] == 0 && len(snap.retry) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("not settled after %v: %v", drainDeadline, acc.outcomes)
+				return
+			}
+		} else if time.Now().After(deadline) {
+			t.Fatalf("reading the final state: %v", err)
+		}
+		time.Sleep(time.Second) // polling with a deadline: nothing signals "settled"
+	}
+}
+
 func observe(ctx context.Context, rdb, ledger redis.UniversalClient) (*snapshot, *ledgerState, error) {
 	s, err := takeSnapshot(ctx, rdb)
 	if err != nil {
@@ -244,60 +255,4 @@ func observe(ctx context.Context, rdb, ledger redis.UniversalClient) (*snapshot,
 		return nil, nil, err
 	}
 	return s, l, nil
-}
-
-// chaosReport renders the results table.
-type chaosReport struct {
-	seed             uint64
-	faultTime, total time.Duration
-	faults           *faultLog
-	goPushes         *pushCounts
-	badPushes        *pushCounts
-	ruby             string
-	acc              *accounting
-	dupBound         int
-	interrupted      int
-	pushed           int // acknowledged jids, all producers
-	overlaps         int // runs of a worker-locked key that found another running
-	stopErrs         int // SIGTERMed workers whose shutdown reported an error (exit 3)
-}
-
-func (r *chaosReport) markdown() string {
-	var b []byte
-	row := func(k string, v any) { b = fmt.Appendf(b, "| %s | %v |\n", k, v) }
-	b = append(b, "| chaos run | |\n|---|---|\n"...)
-	row("seed", r.seed)
-	row("fault phase / total", fmt.Sprintf("%v / %v", r.faultTime, r.total.Round(time.Second)))
-	row("jobs pushed (acknowledged jids, Go + Ruby + malformed)", r.pushed)
-	for _, k := range sortedKeys(r.goPushes.acked) {
-		row("Go pushes acked: "+k, r.goPushes.acked[k])
-	}
-	row("Go pushes without reply (maybe)", r.goPushes.unknown)
-	row("Ruby producer", r.ruby)
-	for _, k := range badKinds {
-		row("malformed fed: "+k, fmt.Sprintf("%d (handled as required: %d)", r.badPushes.acked[k], r.acc.malformed[k]))
-	}
-	for _, k := range faultKinds {
-		row("fault: "+k, r.faults.count(k))
-	}
-	for _, k := range []string{outDone, outRetry, outDead, outWaiting, outLost, outWrong} {
-		row("jobs "+k, r.acc.outcomes[k])
-	}
-	row("unacknowledged pushes: arrived / never arrived", fmt.Sprintf("%d / %d", r.acc.maybeArrived, r.acc.maybeAbsent))
-	row("duplicate runs (jobs) / bound", fmt.Sprintf("%d (%d) / %d", r.acc.duplicates, r.acc.dupJobs, r.dupBound))
-	row("durable step re-runs / bound", fmt.Sprintf("%d / %d", r.acc.stepReruns, r.dupBound))
-	row("ChaosSlow runs interrupted by SIGTERM and requeued", r.interrupted)
-	row("worker-lock overlaps (must be 0)", r.overlaps)
-	row("SIGTERMed workers whose shutdown reported an error (exit 3)", r.stopErrs)
-	row("problems", len(r.acc.problems))
-	return string(b)
-}
-
-func sortedKeys(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
