@@ -20,7 +20,7 @@
 //     in the ledger (SET NX, 2 s): finding another run's mark is an overlap.
 //     ProcessTTL is 10 s, so a killed process's jobs are recovered within seconds;
 //   - one Ruby `sidekiq` process (Sidekiq 6.4.1) working queue "ruby" with ChaosRuby, on the
-//     private Redis directly;
+//     private Redis directly, with its schedule/retry poller turned off (see below);
 //   - two Go producers (through the proxy) pushing immediate and scheduled ChaosOK,
 //     ChaosSlow, ChaosFail, ChaosLocked, ChaosSteps and ChaosWLocked; a Ruby producer pushing ChaosRuby and immediate
 //     and scheduled ChaosOK for the Go workers;
@@ -36,7 +36,12 @@
 //
 // Ruby is neither proxied nor killed: Sidekiq 6's basic fetch (BRPOP) loses the job a
 // killed Ruby process was running, by design (see reference/semantics.md §6), so a SIGKILL
-// of Ruby would only measure that.
+// of Ruby would only measure that. For the same reason the Ruby process does not poll the
+// schedule and retry sets: Sidekiq 6.4.1 promotes a due job in two calls (a Lua ZREM that
+// returns it, then a push), so a Redis killed between them loses the job. A 10-minute
+// trial with the Ruby poller on lost one job that way (a ChaosFail retry that had run
+// twice vanished from the retry set; Ferry's own promotion is one Lua call). That is a
+// limitation of Ruby Sidekiq 6 in any fleet whose Redis can crash, not one Ferry can fix.
 //
 // # Accounting
 //
