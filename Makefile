@@ -1,5 +1,5 @@
 # Ferry's tasks. `make test` is the one command that sets up and runs every test.
-.PHONY: help run test setup vet race fuzz bench load
+.PHONY: help run test setup vet race fuzz bench load chaos
 
 help: ## list the tasks
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -26,3 +26,6 @@ bench: ## micro-benchmarks against the real Redis
 
 load: ## the load tool: Ruby Sidekiq 6.4.1 vs Ferry on 100,000 jobs (flushes Redis db 14; not while tests run)
 	go run ./internal/cmd/ferrybench run
+
+chaos: ## the chaos suite's long form (CHAOS_DURATION, default 30m; CHAOS_SEED replays; CHAOS_REPORT=file)
+	CI=$${CI:-true} CHAOS_DURATION=$${CHAOS_DURATION:-30m} go test -run '^TestChaos$$' -count=1 -timeout $${CHAOS_TIMEOUT:-60m} -v ./internal/chaos

@@ -66,6 +66,9 @@ type RealRedisDB struct {
 	URL string
 	// Addr is host:port of the server.
 	Addr string
+
+	owner string         // the claim's value in database 0
+	admin *redis.Options // database 0 of the same server
 }
 
 const (
@@ -136,7 +139,26 @@ func RealRedis(tb testing.TB) *RealRedisDB {
 	if opts.Password != "" {
 		url = fmt.Sprintf("redis://:%s@%s/%d", opts.Password, opts.Addr, db)
 	}
-	return &RealRedisDB{Client: rdb, DB: db, URL: url, Addr: opts.Addr}
+	admin0 := *opts
+	admin0.DB = 0
+	return &RealRedisDB{Client: rdb, DB: db, URL: url, Addr: opts.Addr, owner: owner, admin: &admin0}
+}
+
+// Renew extends the claim on the database by its full TTL (15 minutes), for tests that
+// run longer than that (the chaos suite's long form): a lapsed claim lets another test
+// process take and flush the database. It fails if the claim is no longer this test's.
+func (d *RealRedisDB) Renew(ctx context.Context) error {
+	a := redis.NewClient(d.admin)
+	defer a.Close()
+	key := claimKeyPrefix + strconv.Itoa(d.DB)
+	v, err := a.Get(ctx, key).Result()
+	if err != nil {
+		return fmt.Errorf("renewing the claim on Redis database %d: %w", d.DB, err)
+	}
+	if v != d.owner {
+		return fmt.Errorf("renewing the claim on Redis database %d: claimed by %q now", d.DB, v)
+	}
+	return a.Expire(ctx, key, claimTTL).Err()
 }
 
 // Backends runs f twice, as parallel subtests: against an embedded Redis ("miniredis") and
