@@ -73,17 +73,17 @@
 // do re-runs of durable steps (a step runs again only when its result was not stored); no
 // goroutine of the test process leaks (goleak, in TestMain).
 //
-// # Known issue: jobs stranded by a lost fetch reply
+// # Jobs stranded by a lost fetch reply
 //
 // When Redis restarts or a connection is cut after a fetch (the batch Lua call or BLMOVE)
 // moved jobs into a worker's in-progress list but before the reply reached the worker, the
 // worker does not know it holds them, and nobody recovers them while it stays alive (its
-// heartbeat is fresh); they return to their queue only when it stops or dies. Nothing is
-// lost, but such a job can wait as long as the process lives. The suite sees it in about
-// one short run in seven: when, after 2 × ProcessTTL + RecoverInterval of draining, all
-// that still waits is in in-progress lists, it logs "KNOWN ISSUE", reports the count
-// ("stranded"), and goes on; the graceful stop then brings those jobs back and the
-// accounting checks them like any other.
+// heartbeat is fresh). The suite found this (about one short run in seven, before the
+// fix); the server's reconciler (sidekiq/reconciler.go) now pushes such entries back
+// within two heartbeat intervals. When, after 2 × ProcessTTL + RecoverInterval of
+// draining, all that still waits sits in in-progress lists, the test fails and reports
+// those jobs as "stranded"; the graceful stop then brings them back and the accounting
+// checks them like any other.
 //
 // # Commands
 //

@@ -50,7 +50,7 @@ func (r *chaosReport) markdown() string {
 	row("ChaosSlow runs interrupted by SIGTERM and requeued", r.interrupted)
 	row("worker-lock overlaps (must be 0)", r.overlaps)
 	row("SIGTERMed workers whose shutdown reported an error (exit 3)", r.stopErrs)
-	row("jobs stranded in a live worker's in-progress list until its stop (known issue)", r.stranded)
+	row("jobs stranded in a live worker's in-progress list at the drain (must be 0)", r.stranded)
 	row("problems", len(r.acc.problems))
 	return string(b)
 }
