@@ -1,13 +1,11 @@
 package sidekiq_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -122,26 +120,9 @@ func TestHelperProcessWorker(t *testing.T) {
 // crashChild is a running helper worker process.
 type crashChild struct {
 	cmd  *exec.Cmd
-	out  *crashBuffer
+	out  *testutil.SyncBuffer
 	done chan struct{}
 	err  error // Wait's result, valid once done is closed
-}
-
-type crashBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *crashBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *crashBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startCrashWorker re-runs the test binary as a worker process. The process is killed (if
@@ -154,7 +135,7 @@ func startCrashWorker(t *testing.T, spec crashWorkerSpec) *crashChild {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcessWorker$", "-test.count=1", "-test.timeout=5m")
 	cmd.Env = append(os.Environ(), crashHelperEnv+"="+string(raw))
-	c := &crashChild{cmd: cmd, out: &crashBuffer{}, done: make(chan struct{})}
+	c := &crashChild{cmd: cmd, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = c.out, c.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting the worker process: %v", err)
