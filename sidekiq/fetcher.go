@@ -167,14 +167,18 @@ func (s *Server) fetchBatch(ctx context.Context, free int) (int, error) {
 	for _, i := range order {
 		keys = append(keys, s.pkeys[i])
 	}
+	keys = append(keys, s.keys.inprogressIndex())
 	pos := make([]int, len(s.specs)) // spec index -> 1-based position in keys
 	for p, i := range order {
 		pos[i] = p + 1
 	}
-	args := make([]any, 0, 1+n+len(picks))
+	args := make([]any, 0, 1+2*n+len(picks))
 	args = append(args, free)
 	for _, i := range order {
 		args = append(args, allow[i])
+	}
+	for _, i := range order {
+		args = append(args, s.owners[i])
 	}
 	for _, pk := range picks {
 		args = append(args, pos[pk])
@@ -203,6 +207,18 @@ func (s *Server) fetchBatch(ctx context.Context, free int) (int, error) {
 
 // blockingFetch waits up to FetchTimeout for a job on queue i.
 func (s *Server) blockingFetch(i int) {
+	// Register the list before blocking on it (see fetchScript): a job BLMOVE puts there
+	// must never sit in a list no recoverer knows of.
+	if err := s.rdb.HSet(s.bgCtx, s.keys.inprogressIndex(), s.pkeys[i], s.owners[i]).Err(); err != nil {
+		if s.bgCtx.Err() == nil {
+			s.log.Warn("blocking fetch failed", zap.String("queue", s.specs[i].name), zap.Error(err))
+			select {
+			case <-time.After(time.Second):
+			case <-s.quietCh:
+			}
+		}
+		return
+	}
 	raw, err := s.rdb.BLMove(s.bgCtx, s.qkeys[i], s.pkeys[i], "RIGHT", "LEFT", s.cfg.FetchTimeout).Result()
 	if err != nil {
 		if !errors.Is(err, redis.Nil) {
@@ -221,6 +237,10 @@ func (s *Server) blockingFetch(i int) {
 		// Fetched after quiet began: give it back, as Sidekiq does.
 		s.requeueOne(&unit{q: i, raw: raw})
 		return
+	}
+	// And again after: a recoverer may have dropped the list while this call blocked.
+	if err := s.rdb.HSet(s.bgCtx, s.keys.inprogressIndex(), s.pkeys[i], s.owners[i]).Err(); err != nil {
+		s.log.Warn("registering the in-progress list failed; the next heartbeat does it", zap.Error(err))
 	}
 	s.dispatch(&unit{q: i, raw: raw})
 }
@@ -265,8 +285,8 @@ func (s *Server) registerInProgress(ctx context.Context) error {
 // indexed again, or a later crash would leave their jobs where no recoverer looks.
 func (s *Server) inProgressFields() []any {
 	fields := make([]any, 0, 2*len(s.specs))
-	for i, q := range s.specs {
-		fields = append(fields, s.pkeys[i], inProgressOwner(s.identity, q.name))
+	for i := range s.specs {
+		fields = append(fields, s.pkeys[i], s.owners[i])
 	}
 	return fields
 }

@@ -98,3 +98,51 @@ func TestReconcilerReturnsStrandedJobs(t *testing.T) {
 		t.Fatalf("runs = %v, want each job once", runs)
 	}
 }
+
+// TestFetchRegistersInProgressList: a recoverer that took this process for dead (its
+// heartbeat came late) drops its in-progress lists from the index; the next fetch that
+// puts a job in a list registers the list again at once, not at the next heartbeat, so a
+// crash in between cannot leave jobs where no recoverer looks.
+func TestFetchRegistersInProgressList(t *testing.T) {
+	t.Parallel()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+
+	// Heartbeats far apart: only a fetch can put the list back in the index in time.
+	srv := NewServer(rdb, &Config{Concurrency: 2, HeartbeatInterval: time.Hour, FetchTimeout: time.Second})
+	started := make(chan string, 2)
+	release := make(chan struct{})
+	srv.Handle("W", HandlerFunc(func(_ context.Context, j *Job) error {
+		started <- j.JID
+		<-release
+		return nil
+	}))
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		close(release)
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_ = srv.Stop(sctx)
+	}()
+	index := srv.keys.inprogressIndex()
+	for i := 0; i < 2; i++ {
+		// What a recoverer does to a process it takes for dead.
+		if err := rdb.HDel(ctx, index, srv.pkeys[0]).Err(); err != nil {
+			t.Fatal(err)
+		}
+		jid, err := NewClient(rdb, nil).Push(ctx, "W", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := <-started; got != jid {
+			t.Fatalf("started %s, want %s", got, jid)
+		}
+		if owner := rdb.HGet(ctx, index, srv.pkeys[0]).Val(); owner != srv.owners[0] {
+			t.Fatalf("job %d running, but its in-progress list is not in the index (owner %q)", i, owner)
+		}
+	}
+}

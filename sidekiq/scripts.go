@@ -6,14 +6,18 @@ import "github.com/redis/go-redis/v9"
 // and falls back to EVAL when the script is not cached (after a Redis restart, say).
 
 // fetchScript moves up to ARGV[1] jobs from queues into this process's in-progress lists,
-// in one atomic step: a job is always in exactly one list, never only in memory. Needs
-// Redis 6.2 or later (RPOP with a count).
+// in one atomic step: a job is always in exactly one list, never only in memory. A list
+// that receives jobs is (re)registered in the in-progress index in the same step, so a
+// recoverer that dropped it (this process's heartbeat came late) finds it again if the
+// process then dies before its next heartbeat. Needs Redis 6.2 or later (RPOP with a count).
 //
-//	KEYS[1..n]     queue:<q> for each queue, in the order to try
-//	KEYS[n+1..2n]  the in-progress list of each of those queues
-//	ARGV[1]        how many jobs to take at most (at most a few thousand)
-//	ARGV[2..n+1]   how many more jobs each queue may give (-1 = no cap)
-//	ARGV[n+2..]    optional, weighted mode: for each job slot, the queue (1-based) drawn
+//	KEYS[1..n]       queue:<q> for each queue, in the order to try
+//	KEYS[n+1..2n]    the in-progress list of each of those queues
+//	KEYS[2n+1]       the in-progress index hash
+//	ARGV[1]          how many jobs to take at most (at most a few thousand)
+//	ARGV[2..n+1]     how many more jobs each queue may give (-1 = no cap)
+//	ARGV[n+2..2n+1]  the index value (owner) of each in-progress list
+//	ARGV[2n+2..]     optional, weighted mode: for each job slot, the queue (1-based) drawn
 //	               for it; each queue first gets the slots drawn for it, and slots left
 //	               over (a queue ran dry) go to the queues in KEYS order
 //
@@ -21,7 +25,7 @@ import "github.com/redis/go-redis/v9"
 // Jobs are taken from the tail (Sidekiq pushes with LPUSH and pops with BRPOP), oldest
 // first, and pushed onto the head of the in-progress list.
 var fetchScript = redis.NewScript(`
-local n = #KEYS / 2
+local n = (#KEYS - 1) / 2
 local want = tonumber(ARGV[1])
 local allow = {}
 for i = 1, n do allow[i] = tonumber(ARGV[1 + i]) end
@@ -35,6 +39,7 @@ local function take(i, k)
     return 0
   end
   redis.call('LPUSH', KEYS[n + i], unpack(jobs))
+  redis.call('HSET', KEYS[2 * n + 1], KEYS[n + i], ARGV[n + 1 + i])
   if #jobs < k then
     allow[i] = 0
   elseif allow[i] > 0 then
@@ -47,9 +52,9 @@ local function take(i, k)
   return #jobs
 end
 local left = want
-if #ARGV > 1 + n then
+if #ARGV > 1 + 2 * n then
   local quota = {}
-  for s = n + 2, #ARGV do
+  for s = 2 * n + 2, #ARGV do
     local q = tonumber(ARGV[s])
     quota[q] = (quota[q] or 0) + 1
   end

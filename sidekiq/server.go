@@ -43,6 +43,7 @@ type Server struct {
 	orderMu   sync.Mutex
 	qkeys     []string // queue:<q> per spec
 	pkeys     []string // in-progress list per spec
+	owners    []string // in-progress index value (process and queue) per spec
 
 	quietOnce sync.Once
 	quietCh   chan struct{}
@@ -174,9 +175,11 @@ func (s *Server) Start(ctx context.Context) error {
 	s.order = newQueueOrder(s.specs, s.mode, mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())))
 	s.qkeys = make([]string, len(s.specs))
 	s.pkeys = make([]string, len(s.specs))
+	s.owners = make([]string, len(s.specs))
 	for i, q := range s.specs {
 		s.qkeys[i] = s.keys.queue(q.name)
 		s.pkeys[i] = s.keys.inprogress(s.identity, q.name)
+		s.owners[i] = inProgressOwner(s.identity, q.name)
 	}
 	s.queueBusy = make([]atomic.Int64, len(s.specs))
 	s.work = make(chan *unit, s.cfg.Concurrency+s.cfg.Prefetch+len(s.specs)+1)
