@@ -17,9 +17,11 @@ import (
 // No recoverer takes them, since the process is alive, and they would wait until it stops.
 //
 // So the server counts the jobs it holds: from dispatch until their removal from the list
-// is confirmed (ack, outcome, requeue). After any failed fetch or failed removal it checks,
-// every HeartbeatInterval: it reads its lists while no holding can end, and takes as
-// stranded the entries it does not hold. An entry found unheld in two checks in a row (a
+// is confirmed (ack, outcome, requeue). It checks every reconcileEvery heartbeat intervals,
+// and at every interval after a failed fetch or removal: it reads its lists while no
+// holding can end, and takes as stranded the entries it does not hold. The periodic check
+// is needed because a lost reply does not always surface as an error: go-redis retries a
+// command whose connection broke, and the retried fetch moves and returns other jobs. An entry found unheld in two checks in a row (a
 // fetch reply still on its way is held well within one interval) is pushed back to the head
 // of its queue with the same LREM-guarded script as a requeue, so it is run, by this
 // process or another, once more rather than never. Checks go on while any entry is
@@ -34,6 +36,12 @@ type reconciler struct {
 	candidates map[holdKey]int // unheld in the previous check; reconciler goroutine only
 	checks     atomic.Int64    // checks made, for tests
 }
+
+// reconcileEvery is how many heartbeat intervals pass between checks when nothing failed.
+const reconcileEvery = 3
+
+// reconcileReadTimeout bounds the read a check makes while holdings cannot change.
+const reconcileReadTimeout = 2 * time.Second
 
 // holdKey names a list entry: the queue's spec index and the exact payload.
 type holdKey struct {
@@ -70,7 +78,7 @@ func (r *reconciler) markSuspect() { r.suspect.Store(true) }
 func (r *reconciler) loop() {
 	t := time.NewTicker(r.s.cfg.HeartbeatInterval)
 	defer t.Stop()
-	for {
+	for tick := 1; ; tick++ {
 		select {
 		case <-r.s.bgCtx.Done():
 			return
@@ -79,7 +87,7 @@ func (r *reconciler) loop() {
 		if r.s.isQuiet() {
 			continue // shutdown pushes every entry back anyway
 		}
-		if !r.suspect.Load() && r.candidates == nil {
+		if !r.suspect.Load() && r.candidates == nil && tick%reconcileEvery != 0 {
 			continue
 		}
 		if err := r.check(r.s.bgCtx); err != nil && r.s.bgCtx.Err() == nil {
@@ -121,6 +129,8 @@ func (r *reconciler) check(ctx context.Context) error {
 // keeps mu across the read, so a holding cannot end between the read and the comparison
 // (which would make a job being acknowledged look stranded).
 func (r *reconciler) unheld(ctx context.Context) (map[holdKey]int, error) {
+	ctx, cancel := context.WithTimeout(ctx, min(reconcileReadTimeout, r.s.cfg.HeartbeatInterval))
+	defer cancel()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cmds := make([]*redis.StringSliceCmd, len(r.s.pkeys))

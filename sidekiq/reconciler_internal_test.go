@@ -146,3 +146,36 @@ func TestFetchRegistersInProgressList(t *testing.T) {
 		}
 	}
 }
+
+// TestReconcilerChecksWithoutSuspicion: a stranded entry is found even when no error was
+// seen (go-redis retried the fetch whose reply was lost, and the retry succeeded).
+func TestReconcilerChecksWithoutSuspicion(t *testing.T) {
+	t.Parallel()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+	srv := NewServer(rdb, &Config{Concurrency: 1, HeartbeatInterval: 10 * time.Millisecond, FetchTimeout: 50 * time.Millisecond})
+	ran := make(chan string, 1)
+	srv.Handle("Quick", HandlerFunc(func(_ context.Context, j *Job) error { ran <- j.JID; return nil }))
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_ = srv.Stop(sctx)
+	}()
+	stranded := `{"class":"Quick","args":[],"jid":"strand00000000000000000c","queue":"default","retry":true,"created_at":1700000000.0,"enqueued_at":1700000000.0}`
+	if err := rdb.LPush(ctx, srv.pkeys[0], stranded).Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case jid := <-ran:
+		if jid != "strand00000000000000000c" {
+			t.Fatalf("ran %s", jid)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stranded job was not found without a failed fetch")
+	}
+}
