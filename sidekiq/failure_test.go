@@ -176,8 +176,8 @@ func TestFailureOutcomesByRetryOption(t *testing.T) {
 			startServer(t, srv)
 			<-ran
 			waitFor(t, "the outcome", func() bool {
-				n, _ := rdb.LLen(ctx, "ferry:inprogress:"+srv.Identity()+":default").Result()
-				return n == 0
+				n, err := rdb.LLen(ctx, "ferry:inprogress:"+srv.Identity()+":default").Result()
+				return err == nil && n == 0
 			})
 			if got := zcard(t, rdb, "retry"); got != tc.wantRetry {
 				t.Errorf("retry set has %d, want %d", got, tc.wantRetry)
@@ -429,9 +429,10 @@ func TestDeadSetTrimmed(t *testing.T) {
 	}
 	startServer(t, srv)
 	waitFor(t, "all six failures", func() bool {
-		p, _ := rdb.LLen(ctx, "ferry:inprogress:"+srv.Identity()+":default").Result()
-		q, _ := rdb.LLen(ctx, "queue:default").Result()
-		return p == 0 && q == 0
+		// A failed read (a timeout on a loaded machine) must not pass for "empty".
+		p, perr := rdb.LLen(ctx, "ferry:inprogress:"+srv.Identity()+":default").Result()
+		q, qerr := rdb.LLen(ctx, "queue:default").Result()
+		return perr == nil && qerr == nil && p == 0 && q == 0
 	})
 	members, _ := rdb.ZRange(ctx, "dead", 0, -1).Result()
 	if len(members) != 3 {
