@@ -324,16 +324,23 @@ func TestCrashSIGKILLRecoversEveryJob(t *testing.T) {
 		t.Fatalf("the victim finished all %d jobs before the kill; nothing was in flight", n)
 	}
 
-	// Recovery: the victim's list leaves the index once the survivor has returned its jobs.
-	qtWait(t, 15*time.Second, "the survivor to recover the victim's jobs", func() bool {
-		return !db.Client.HExists(ctx, "ferry:inprogress", inprogress).Val()
-	})
-	recovered := 0
-	for _, e := range logs.FilterMessage("recovered jobs of a dead process").AllUntimed() {
-		if e.ContextMap()["dead_identity"] == identity {
-			recovered += int(e.ContextMap()["jobs"].(int64))
+	// Recovery: the victim's list leaves the index once the survivor has returned its jobs,
+	// and the survivor logs how many just after; wait for both (the log line comes a moment
+	// after the script, so reading it as soon as the index changes would race).
+	recoveredJobs := func() int {
+		n := 0
+		for _, e := range logs.FilterMessage("recovered jobs of a dead process").AllUntimed() {
+			if e.ContextMap()["dead_identity"] == identity {
+				n += int(e.ContextMap()["jobs"].(int64))
+			}
 		}
+		return n
 	}
+	qtWait(t, 15*time.Second, "the survivor to recover the victim's jobs", func() bool {
+		ok, err := db.Client.HExists(ctx, "ferry:inprogress", inprogress).Result()
+		return err == nil && !ok && (frozen == 0 || recoveredJobs() > 0)
+	})
+	recovered := recoveredJobs()
 	if recovered == 0 {
 		t.Fatalf("the survivor recovered no job of the victim (frozen in-progress list held %d)", frozen)
 	}
