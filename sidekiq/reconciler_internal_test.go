@@ -15,12 +15,9 @@ import (
 // the process holds and is running is left alone however many checks pass.
 func TestReconcilerReturnsStrandedJobs(t *testing.T) {
 	t.Parallel()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
 	ctx := context.Background()
 
-	srv := NewServer(rdb, &Config{Concurrency: 2, HeartbeatInterval: 20 * time.Millisecond, FetchTimeout: 50 * time.Millisecond})
+	srv, rdb := embeddedServer(t, &Config{Concurrency: 2, HeartbeatInterval: 20 * time.Millisecond, FetchTimeout: 50 * time.Millisecond})
 	var mu sync.Mutex
 	runs := map[string]int{}
 	release := make(chan struct{})
@@ -39,14 +36,7 @@ func TestReconcilerReturnsStrandedJobs(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}))
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		_ = srv.Stop(sctx)
-	}()
+	startForTest(t, srv)
 
 	// A held job: running, so in the in-progress list and held.
 	if _, err := NewClient(rdb, nil).Push(ctx, "Slow", nil, JID("held0000000000000000000a")); err != nil {
@@ -105,13 +95,10 @@ func TestReconcilerReturnsStrandedJobs(t *testing.T) {
 // crash in between cannot leave jobs where no recoverer looks.
 func TestFetchRegistersInProgressList(t *testing.T) {
 	t.Parallel()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
 	ctx := context.Background()
 
 	// Heartbeats far apart: only a fetch can put the list back in the index in time.
-	srv := NewServer(rdb, &Config{Concurrency: 2, HeartbeatInterval: time.Hour, FetchTimeout: time.Second})
+	srv, rdb := embeddedServer(t, &Config{Concurrency: 2, HeartbeatInterval: time.Hour, FetchTimeout: time.Second})
 	started := make(chan string, 2)
 	release := make(chan struct{})
 	srv.Handle("W", HandlerFunc(func(_ context.Context, j *Job) error {
@@ -119,15 +106,8 @@ func TestFetchRegistersInProgressList(t *testing.T) {
 		<-release
 		return nil
 	}))
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		close(release)
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		_ = srv.Stop(sctx)
-	}()
+	startForTest(t, srv)
+	t.Cleanup(func() { close(release) }) // before the stop: cleanups run last-in first-out
 	index := srv.keys.inprogressIndex()
 	for i := 0; i < 2; i++ {
 		// What a recoverer does to a process it takes for dead.
@@ -151,21 +131,11 @@ func TestFetchRegistersInProgressList(t *testing.T) {
 // seen (go-redis retried the fetch whose reply was lost, and the retry succeeded).
 func TestReconcilerChecksWithoutSuspicion(t *testing.T) {
 	t.Parallel()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
 	ctx := context.Background()
-	srv := NewServer(rdb, &Config{Concurrency: 1, HeartbeatInterval: 10 * time.Millisecond, FetchTimeout: 50 * time.Millisecond})
+	srv, rdb := embeddedServer(t, &Config{Concurrency: 1, HeartbeatInterval: 10 * time.Millisecond, FetchTimeout: 50 * time.Millisecond})
 	ran := make(chan string, 1)
 	srv.Handle("Quick", HandlerFunc(func(_ context.Context, j *Job) error { ran <- j.JID; return nil }))
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		_ = srv.Stop(sctx)
-	}()
+	startForTest(t, srv)
 	stranded := `{"class":"Quick","args":[],"jid":"strand00000000000000000c","queue":"default","retry":true,"created_at":1700000000.0,"enqueued_at":1700000000.0}`
 	if err := rdb.LPush(ctx, srv.pkeys[0], stranded).Err(); err != nil {
 		t.Fatal(err)
@@ -178,4 +148,26 @@ func TestReconcilerChecksWithoutSuspicion(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stranded job was not found without a failed fetch")
 	}
+}
+
+// embeddedServer returns a Server with cfg on a fresh embedded Redis, and its client.
+func embeddedServer(t *testing.T, cfg *Config) (*Server, *redis.Client) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return NewServer(rdb, cfg), rdb
+}
+
+// startForTest starts srv and stops it (5 s grace) when the test ends.
+func startForTest(t *testing.T, srv *Server) {
+	t.Helper()
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Stop(ctx)
+	})
 }
