@@ -30,7 +30,7 @@ s = Sidekiq::ScheduledSet.new.to_a
 r = Sidekiq::Queue.new("ruby").to_a
 puts JSON.generate({
   "queued" => q.map { |j| [j.klass, j.args, j.jid, j.enqueued_at.nil?] },
-  "scheduled" => s.map { |j| [j.klass, j.jid, (j.at - Time.now).round / 60] },
+  "scheduled" => s.map { |j| [j.klass, j.jid, ((j.at - Time.now) / 60.0).round] },
   "ours" => shape.(q.first.item),
   "ruby" => shape.(r.first.item),
 })

@@ -140,7 +140,8 @@ func TestChaos(t *testing.T) {
 	r := &chaosReport{seed: seed, faultTime: dur, total: time.Since(began), faults: faults,
 		goPushes: goCounts, badPushes: badCounts, ruby: rubyResult, acc: acc, interrupted: lstate.interrupted,
 		pushed: len(lstate.pushed), overlaps: lstate.overlaps, stranded: len(stranded),
-		dupBound: (faults.count(faultKill) + faults.count(faultTerm) + faults.count(faultRedis) + faults.count(faultCut)) * goConcurrency}
+		aofRepairs: red.AOFRepairs(),
+		dupBound:   (faults.count(faultKill) + faults.count(faultTerm) + faults.count(faultRedis) + faults.count(faultCut)) * goConcurrency}
 	for _, w := range fleet {
 		r.stopErrs += w.shutdownErrors()
 	}

@@ -21,6 +21,7 @@ type chaosReport struct {
 	overlaps         int // runs of a worker-locked key that found another running
 	stopErrs         int // SIGTERMed workers whose shutdown reported an error (exit 3)
 	stranded         int // jobs stranded in a live worker's in-progress list at the drain
+	aofRepairs       int // Redis restarts that found the append-only file torn by the kill
 }
 
 func (r *chaosReport) markdown() string {
@@ -41,6 +42,7 @@ func (r *chaosReport) markdown() string {
 	for _, k := range faultKinds {
 		row("fault: "+k, r.faults.count(k))
 	}
+	row("Redis restarts that repaired a torn append-only file", r.aofRepairs)
 	for _, k := range []string{outDone, outRetry, outDead, outWaiting, outLost, outWrong} {
 		row("jobs "+k, r.acc.outcomes[k])
 	}
