@@ -6,8 +6,10 @@
 //
 // TestChaos starts:
 //
-//   - a private redis-server (internal/redisproc) with appendfsync always, and a loopback
-//     fault proxy in front of it (internal/faultproxy);
+//   - a private redis-server (internal/redisproc) with appendfsync always, whose
+//     append-only file is checked and, when a kill tore it, repaired with redis-check-aof
+//     before each restart (the report counts those repairs), and a loopback fault proxy in
+//     front of it (internal/faultproxy);
 //   - three Go worker processes, each the test binary re-executed with CHAOS_WORKER=1
 //     (TestMain calls RunWorker), concurrency 5, working queue "chaos" through the proxy.
 //     Their handlers: ChaosOK records its run; ChaosSlow sleeps 0.5–3 s first, longer than
