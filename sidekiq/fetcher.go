@@ -209,28 +209,17 @@ func (s *Server) fetchBatch(ctx context.Context, free int) (int, error) {
 func (s *Server) blockingFetch(i int) {
 	// Register the list before blocking on it (see fetchScript): a job BLMOVE puts there
 	// must never sit in a list no recoverer knows of.
-	if err := s.rdb.HSet(s.bgCtx, s.keys.inprogressIndex(), s.pkeys[i], s.owners[i]).Err(); err != nil {
-		if s.bgCtx.Err() == nil {
-			s.log.Warn("blocking fetch failed", zap.String("queue", s.specs[i].name), zap.Error(err))
-			select {
-			case <-time.After(time.Second):
-			case <-s.quietCh:
-			}
-		}
+	if err := s.registerList(i); err != nil {
+		s.pauseAfterFetchError(i, err)
 		return
 	}
 	raw, err := s.rdb.BLMove(s.bgCtx, s.qkeys[i], s.pkeys[i], "RIGHT", "LEFT", s.cfg.FetchTimeout).Result()
+	if errors.Is(err, redis.Nil) {
+		return
+	}
 	if err != nil {
-		if !errors.Is(err, redis.Nil) {
-			s.reconcile.markSuspect()
-		}
-		if !errors.Is(err, redis.Nil) && s.bgCtx.Err() == nil {
-			s.log.Warn("blocking fetch failed", zap.String("queue", s.specs[i].name), zap.Error(err))
-			select {
-			case <-time.After(time.Second):
-			case <-s.quietCh:
-			}
-		}
+		s.reconcile.markSuspect()
+		s.pauseAfterFetchError(i, err)
 		return
 	}
 	if s.isQuiet() {
@@ -239,10 +228,28 @@ func (s *Server) blockingFetch(i int) {
 		return
 	}
 	// And again after: a recoverer may have dropped the list while this call blocked.
-	if err := s.rdb.HSet(s.bgCtx, s.keys.inprogressIndex(), s.pkeys[i], s.owners[i]).Err(); err != nil {
+	if err := s.registerList(i); err != nil {
 		s.log.Warn("registering the in-progress list failed; the next heartbeat does it", zap.Error(err))
 	}
 	s.dispatch(&unit{q: i, raw: raw})
+}
+
+// registerList (re)registers queue i's in-progress list in the in-progress index.
+func (s *Server) registerList(i int) error {
+	return s.rdb.HSet(s.bgCtx, s.keys.inprogressIndex(), s.pkeys[i], s.owners[i]).Err()
+}
+
+// pauseAfterFetchError logs a failed blocking fetch and waits a second (less if quiet
+// begins) before the next try; a fetch ended by shutdown is not logged.
+func (s *Server) pauseAfterFetchError(i int, err error) {
+	if s.bgCtx.Err() != nil {
+		return
+	}
+	s.log.Warn("blocking fetch failed", zap.String("queue", s.specs[i].name), zap.Error(err))
+	select {
+	case <-time.After(time.Second):
+	case <-s.quietCh:
+	}
 }
 
 func (s *Server) dispatch(u *unit) {

@@ -21,11 +21,12 @@ import (
 // and at every interval after a failed fetch or removal: it reads its lists while no
 // holding can end, and takes as stranded the entries it does not hold. The periodic check
 // is needed because a lost reply does not always surface as an error: go-redis retries a
-// command whose connection broke, and the retried fetch moves and returns other jobs. An entry found unheld in two checks in a row (a
-// fetch reply still on its way is held well within one interval) is pushed back to the head
-// of its queue with the same LREM-guarded script as a requeue, so it is run, by this
-// process or another, once more rather than never. Checks go on while any entry is
-// unheld and stop once the lists and the holdings agree.
+// command whose connection broke, and the retried fetch moves and returns other jobs. An
+// entry found unheld in two checks in a row (a fetch reply still on its way is held well
+// within one interval) is pushed back to the head of its queue with the same LREM-guarded
+// script as a requeue, so it is run, by this process or another, once more rather than
+// never. Checks go on while any entry is unheld and stop once the lists and the holdings
+// agree.
 type reconciler struct {
 	s *Server
 
@@ -110,7 +111,7 @@ func (r *reconciler) check(ctx context.Context) error {
 	r.candidates = nil
 	for k, n := range unheld {
 		confirmed := min(n, prev[k])
-		for i := 0; i < confirmed; i++ {
+		for range confirmed {
 			r.s.log.Warn("job stranded in this process's in-progress list (a fetch reply was lost); pushing it back to its queue",
 				zap.String("queue", r.s.specs[k.q].name))
 			r.s.requeueOne(&unit{q: k.q, raw: k.raw})

@@ -24,8 +24,8 @@
 //   - one Ruby `sidekiq` process (Sidekiq 6.4.1) working queue "ruby" with ChaosRuby, on the
 //     private Redis directly, with its schedule/retry poller turned off (see below);
 //   - two Go producers (through the proxy) pushing immediate and scheduled ChaosOK,
-//     ChaosSlow, ChaosFail, ChaosLocked, ChaosSteps and ChaosWLocked; a Ruby producer pushing ChaosRuby and immediate
-//     and scheduled ChaosOK for the Go workers;
+//     ChaosSlow, ChaosFail, ChaosLocked, ChaosSteps and ChaosWLocked; a Ruby producer
+//     pushing ChaosRuby and immediate and scheduled ChaosOK for the Go workers;
 //   - a feeder of malformed payloads, LPUSHed raw into queue "chaos": invalid JSON, "args"
 //     not an array, an unknown class (retry 1), a ChaosLocked whose named input has the wrong
 //     type, and a valid ChaosOK job of 3 MB.
@@ -70,8 +70,9 @@
 // exit was one the suite caused (SIGKILL, or exit 0 after SIGTERM; workers also die with
 // the test process, by Pdeathsig, rather than outlive a crashed run), and the Ruby process
 // never exited; no worker-locked run overlapped another of its key, no worker-lock key is
-// left and every queue-lock key belongs to a job still waiting; duplicate runs stay within (SIGKILLs + SIGTERMs + Redis restarts + cuts) ×
-// worker concurrency, the runs that can complete but lose their acknowledgement, and so
+// left and every queue-lock key belongs to a job still waiting; duplicate runs stay within
+// (SIGKILLs + SIGTERMs + Redis restarts + cuts) × worker concurrency, the runs that can
+// complete but lose their acknowledgement, and so
 // do re-runs of durable steps (a step runs again only when its result was not stored); no
 // goroutine of the test process leaks (goleak, in TestMain).
 //

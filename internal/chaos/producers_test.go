@@ -40,8 +40,9 @@ func (c *pushCounts) add(kind string, err error) {
 }
 
 // goProducer pushes a mix of jobs through the fault proxy until ctx ends: immediate and
-// scheduled ChaosOK, ChaosSlow, ChaosFail (retry 2), ChaosSteps, worker-locked ChaosWLocked over 5 keys and queue-locked ChaosLocked over a
-// small key space, so that identical pushes collapse. Every push is recorded in the
+// scheduled ChaosOK, ChaosSlow, ChaosFail (retry 2), ChaosSteps, worker-locked ChaosWLocked
+// over 5 keys and queue-locked ChaosLocked over a small key space, so that identical
+// pushes collapse. Every push is recorded in the
 // ledger: as maybe before it is sent, as pushed once Redis acknowledged it.
 func goProducer(ctx context.Context, rng *rand.Rand, rdb, ledger redis.UniversalClient, every time.Duration, counts *pushCounts) {
 	client := sidekiq.NewClient(rdb, nil)
