@@ -69,6 +69,7 @@ func (a *acker) loop() {
 			if a.s.bgCtx.Err() != nil {
 				break // the shutdown branch retries with a fresh context
 			}
+			a.s.observers.redisError("ack", err)
 			d := bo.next()
 			a.s.log.Warn("ack failed; retrying", zap.Error(err), zap.Duration("in", d))
 			select {

@@ -190,9 +190,14 @@ func (s *Server) fetchBatch(ctx context.Context, free int) (int, error) {
 		}
 		// The jobs may have been moved with the reply lost.
 		s.reconcile.markSuspect()
+		s.observers.redisError("fetch", err)
 		return 0, err
 	}
 	got := 0
+	var perQueue []int
+	if len(s.observers) > 0 {
+		perQueue = make([]int, len(s.specs))
+	}
 	for k := 0; k+1 < len(res); k += 2 {
 		p, _ := res[k].(int64)
 		raw, _ := res[k+1].(string)
@@ -201,6 +206,14 @@ func (s *Server) fetchBatch(ctx context.Context, free int) (int, error) {
 		}
 		s.dispatch(&unit{q: order[p-1], raw: raw})
 		got++
+		if perQueue != nil {
+			perQueue[order[p-1]]++
+		}
+	}
+	for q, n := range perQueue {
+		if n > 0 {
+			s.observers.fetched(s.specs[q].name, n)
+		}
 	}
 	return got, nil
 }
@@ -219,6 +232,7 @@ func (s *Server) blockingFetch(i int) {
 	}
 	if err != nil {
 		s.reconcile.markSuspect()
+		s.observers.redisError("fetch", err)
 		s.pauseAfterFetchError(i, err)
 		return
 	}
@@ -231,6 +245,7 @@ func (s *Server) blockingFetch(i int) {
 	if err := s.registerList(i); err != nil {
 		s.log.Warn("registering the in-progress list failed; the next heartbeat does it", zap.Error(err))
 	}
+	s.observers.fetched(s.specs[i].name, 1)
 	s.dispatch(&unit{q: i, raw: raw})
 }
 

@@ -138,8 +138,10 @@ func (h *heartbeat) beat(ctx context.Context) error {
 	})
 	if err != nil && err != redis.Nil {
 		s.stats.giveBack(processed, failed)
+		s.observers.redisError("heartbeat", err)
 		return err
 	}
+	s.lastBeat.Store(time.Now().UnixNano())
 	if sig, err := signal.Result(); err == nil {
 		h.handleSignal(sig)
 	}

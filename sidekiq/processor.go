@@ -37,6 +37,7 @@ func (s *Server) process(u *unit, tid string) {
 	if err != nil {
 		s.stats.failed(1)
 		s.buryInvalid(u, err)
+		s.observe(&JobEvent{Queue: queue, Outcome: OutcomeDead, Err: err, Started: u.startedAt})
 		return
 	}
 	if job.Queue == "" {
@@ -46,23 +47,36 @@ func (s *Server) process(u *unit, tid string) {
 	s.running.Store(tid, u)
 	began := time.Now() // monotonic, whatever Config.Clock says
 	err = s.perform(job)
+	elapsed := time.Since(began)
 	s.running.Delete(tid)
-	s.observeDuration(time.Since(began))
+	s.observeDuration(elapsed)
 
-	if u.abandoned.Load() {
-		return // shutdown gave up on this run; the job was pushed back to its queue
+	ev := &JobEvent{Job: job, Class: job.HandlerName(), Queue: queue, Err: err, Started: u.startedAt, Duration: elapsed}
+	if !job.EnqueuedAt.IsZero() {
+		ev.Latency = max(u.startedAt.Sub(job.EnqueuedAt), 0)
 	}
-	if err == nil {
+	switch {
+	case u.abandoned.Load():
+		// Shutdown gave up on this run; the job was pushed back to its queue.
+		ev.Outcome = OutcomeRequeued
+	case err == nil:
 		s.stats.processed(1)
 		s.acker.ack(u)
-		return
-	}
-	if s.jobCtx.Err() != nil && errors.Is(err, context.Canceled) {
+		ev.Outcome = OutcomeSucceeded
+	case s.jobCtx.Err() != nil && errors.Is(err, context.Canceled):
 		// Cancelled by shutdown: leave it in the in-progress list, which Stop pushes back
 		// to the queue. Not a failure.
-		return
+		ev.Outcome = OutcomeRequeued
+	default:
+		ev.Outcome = s.fail(u, job, err)
 	}
-	s.fail(u, job, err)
+	s.observe(ev)
+}
+
+func (s *Server) observe(ev *JobEvent) {
+	if len(s.observers) > 0 {
+		s.observers.jobFinished(ev)
+	}
 }
 
 // perform runs the middleware chain and the handler, turning a panic into a *PanicError.

@@ -18,6 +18,7 @@ func (s *Server) recoverLoop() {
 	for {
 		if n, err := s.recoverOrphans(s.bgCtx); err != nil {
 			if s.bgCtx.Err() == nil {
+				s.observers.redisError("recover", err)
 				s.log.Warn("recovering jobs of dead processes failed", zap.Error(err))
 			}
 		} else if n > 0 {

@@ -31,7 +31,7 @@ func DefaultRetryDelay(count int, _ error, _ *Job) time.Duration {
 }
 
 // fail records a failed run.
-func (s *Server) fail(u *unit, job *Job, err error) {
+func (s *Server) fail(u *unit, job *Job, err error) Outcome {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.bgCtx), 10*time.Second)
 	defer cancel()
 	now := s.cfg.Clock.Now()
@@ -48,7 +48,7 @@ func (s *Server) fail(u *unit, job *Job, err error) {
 			p.ZAdd(ctx, s.keys.schedule(), redis.Z{Score: epochSeconds(at), Member: job.AppendJSON(nil, s.cfg.TimeFormat)})
 		})
 		log.Debug("job rescheduled", zap.Time("at", at), zap.Error(rin.Err))
-		return
+		return OutcomeRescheduled
 	}
 
 	s.stats.failed(1)
@@ -68,8 +68,9 @@ func (s *Server) fail(u *unit, job *Job, err error) {
 		s.writeOutcome(ctx, u, log, func(redis.Pipeliner) {})
 		log.Warn("job failed and is dropped (retry: false)", zap.Error(err))
 		s.onDeath(ctx, job, err)
+		return OutcomeDropped
 	case discard || count >= job.Retry.Max(maxRetries) || s.retryForExpired(job, now):
-		s.bury(ctx, u, job, err, now, log)
+		return s.bury(ctx, u, job, err, now, log)
 	default:
 		delay := time.Duration(0)
 		if rd, ok := handler.(RetryDelayer); ok {
@@ -83,6 +84,7 @@ func (s *Server) fail(u *unit, job *Job, err error) {
 			p.ZAdd(ctx, s.keys.retry(), redis.Z{Score: epochSeconds(at), Member: job.AppendJSON(nil, s.cfg.TimeFormat)})
 		})
 		log.Info("job failed; retry scheduled", zap.Int("retry_count", count), zap.Time("retry_at", at), zap.Error(err))
+		return OutcomeRetried
 	}
 }
 
@@ -190,8 +192,10 @@ func backtraceLines(job *Job, err error) []string {
 }
 
 // bury sends a job to the dead set, or drops it when its payload says "dead": false.
-func (s *Server) bury(ctx context.Context, u *unit, job *Job, err error, now time.Time, log *zap.Logger) {
+func (s *Server) bury(ctx context.Context, u *unit, job *Job, err error, now time.Time, log *zap.Logger) Outcome {
+	outcome := OutcomeDead
 	if !job.Dead() {
+		outcome = OutcomeDropped
 		s.writeOutcome(ctx, u, log, func(redis.Pipeliner) {})
 		log.Warn("job failed for the last time and is dropped (dead: false)", zap.Error(err))
 	} else {
@@ -200,6 +204,7 @@ func (s *Server) bury(ctx context.Context, u *unit, job *Job, err error, now tim
 		log.Warn("job failed for the last time and is in the dead set", zap.Error(err))
 	}
 	s.onDeath(ctx, job, err)
+	return outcome
 }
 
 // addDead adds a member to the dead set and trims it as Sidekiq does: by age, then to the
@@ -243,6 +248,7 @@ func (s *Server) writeOutcome(ctx context.Context, u *unit, log *zap.Logger, wri
 			s.reconcile.markSuspect()
 			return
 		}
+		s.observers.redisError("outcome", err)
 		d := bo.next()
 		log.Warn("recording a job's outcome failed; retrying", zap.Error(err), zap.Duration("in", d))
 		select {

@@ -30,6 +30,7 @@ func (s *Server) scheduleLoop() {
 		}
 		for _, set := range []string{s.keys.retry(), s.keys.schedule()} {
 			if _, err := s.enqueueDue(s.bgCtx, set); err != nil && s.bgCtx.Err() == nil {
+				s.observers.redisError("schedule", err)
 				s.log.Warn("moving due jobs failed", zap.String("set", set), zap.Error(err))
 			}
 		}

@@ -68,7 +68,10 @@ type Server struct {
 	queueBusy   []atomic.Int64
 	freed       chan struct{}
 
-	running   sync.Map // tid -> *unit
+	running   sync.Map     // tid -> *unit
+	lastBeat  atomic.Int64 // unix nanoseconds of the last heartbeat written
+	services  []Service
+	observers observers
 	stats     stats
 	acker     *acker
 	heartbeat *heartbeat
@@ -208,6 +211,13 @@ func (s *Server) Start(ctx context.Context) error {
 	s.goBackground(s.recoverLoop)
 	s.goBackground(s.reconcile.loop)
 	s.goBackground(s.scheduleLoop)
+	if err := s.startServices(ctx); err != nil {
+		s.services = nil // startServices stopped the ones it started
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+		defer cancel()
+		_ = s.Stop(sctx)
+		return err
+	}
 	s.log.Info("ferry server started",
 		zap.Int("concurrency", s.cfg.Concurrency),
 		zap.String("queue_mode", s.mode.String()),
@@ -221,6 +231,19 @@ func (s *Server) goBackground(f func()) {
 		defer s.bg.Done()
 		f()
 	}()
+}
+
+// Queues returns the names of the queues the server works, in the order of Config.Queues.
+func (s *Server) Queues() []string { return s.queueNames() }
+
+// Ready reports whether the server is started, not quiet, and wrote a heartbeat within
+// the last ProcessTTL: what a readiness probe asks.
+func (s *Server) Ready() bool {
+	last := s.lastBeat.Load()
+	if last == 0 || s.isQuiet() {
+		return false
+	}
+	return time.Since(time.Unix(0, last)) < s.cfg.ProcessTTL
 }
 
 func (s *Server) queueNames() []string {
@@ -293,16 +316,20 @@ const hardShutdownGrace = 3 * time.Second
 
 func (s *Server) shutdown(ctx context.Context) error {
 	s.Quiet()
+	var result error
+	if err := s.stopServices(ctx, s.services); err != nil {
+		s.log.Warn("a service did not stop cleanly", zap.Error(err))
+		result = err
+	}
 	s.fetchers.Wait() // fetches in flight come back within FetchTimeout
 	close(s.work)     // workers requeue what is left in the channel, then exit
 
 	workersDone := make(chan struct{})
 	go func() { s.workers.Wait(); close(workersDone) }()
-	var result error
 	select {
 	case <-workersDone:
 	case <-ctx.Done():
-		result = ctx.Err()
+		result = errors.Join(result, ctx.Err())
 		s.log.Warn("shutdown timeout reached: cancelling running jobs")
 		s.jobCancel()
 		select {
