@@ -85,9 +85,10 @@
 // locks/ruby/ferry_queue_lock.rb (a single file needing only sidekiq 6.x to 8.x and Ruby's
 // digest and json) is a Sidekiq client middleware that takes the same queue lock when Rails
 // pushes: the same key by the rule below, set by the same Lua script (a byte-identical copy
-// of sidekiq.GuardedPushLua) in the same Redis call as the push, with the key recorded under
-// PayloadKey so a Go Server releases it. Install it in config/initializers/sidekiq.rb, for
-// the client and, because Sidekiq servers push too, for the server:
+// of the core's guarded-push script, guardedPushLua in sidekiq/scripts.go) in the same Redis
+// call as the push, with the key recorded under PayloadKey so a Go Server releases it.
+// Install it in config/initializers/sidekiq.rb, for the client and, because Sidekiq servers
+// push too, for the server:
 //
 //	require Rails.root.join("lib/ferry_queue_lock").to_s
 //	locks = {classes: {"ReportWorker" => {inputs: %w[user_id]}}}

@@ -131,13 +131,10 @@ func TestQueueLockReleaseErrorFailsJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	ran := false
-	err = locks.QueueLock(rdb).InterceptRun(context.Background(), job, func(ctx context.Context) error {
-		if err := sidekiq.RunStartHooks(ctx); err != nil {
-			return err
-		}
+	err = sidekiq.Perform(context.Background(), sidekiq.HandlerFunc(func(context.Context, *sidekiq.Job) error {
 		ran = true
 		return nil
-	})
+	}), job, locks.QueueLock(rdb))
 	if err == nil || ran {
 		t.Fatalf("release against an unreachable Redis: err %v, handler ran %v; want an error and no run", err, ran)
 	}

@@ -26,12 +26,7 @@ func parseJob(t *testing.T, payload string) *sidekiq.Job {
 
 // run passes job through lock (and the start hooks, as a Server does) into h.
 func run(ctx context.Context, lock sidekiq.RunMiddleware, job *sidekiq.Job, h func(context.Context) error) error {
-	return lock.InterceptRun(ctx, job, func(ctx context.Context) error {
-		if err := sidekiq.RunStartHooks(ctx); err != nil {
-			return err
-		}
-		return h(ctx)
-	})
+	return sidekiq.Perform(ctx, sidekiq.HandlerFunc(func(ctx context.Context, _ *sidekiq.Job) error { return h(ctx) }), job, lock)
 }
 
 func workerKey(t *testing.T, ns, in string) string {
@@ -135,14 +130,11 @@ func TestWorkerLockRun(t *testing.T) {
 		t.Run("panicking handler frees the lock", func(t *testing.T) {
 			key := "w7:" + workerKey(t, "Sync", `{"account":3}`)
 			lock := locks.WorkerLock(rdb, locks.Inputs("account"), locks.RedisNamespace("w7"))
-			func() {
-				defer func() {
-					if r := recover(); r == nil {
-						t.Error("the panic did not propagate to the Server")
-					}
-				}()
-				_ = run(ctx, lock, parseJob(t, payload), func(context.Context) error { panic("boom") })
-			}()
+			err := run(ctx, lock, parseJob(t, payload), func(context.Context) error { panic("boom") })
+			var pe *sidekiq.PanicError
+			if !errors.As(err, &pe) {
+				t.Errorf("a panicking handler returned %v, want a *sidekiq.PanicError for the Server to record", err)
+			}
 			if rdb.Exists(ctx, key).Val() != 0 {
 				t.Fatal("lock left after a panicking handler")
 			}

@@ -3,7 +3,6 @@ package middleware
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -49,30 +48,6 @@ func (nh neededHandler) Perform(ctx context.Context, job *sidekiq.Job) error {
 		return Skip(ctx, "no longer needed")
 	}
 	return nh.h.Perform(ctx, job)
-}
-
-// RetryDelay forwards to the wrapped handler's RetryDelay, if it has one.
-func (nh neededHandler) RetryDelay(count int, err error, job *sidekiq.Job) time.Duration {
-	return forwardRetryDelay(nh.h, count, err, job)
-}
-
-// MaxRetries forwards to the wrapped handler's MaxRetries, if it has one.
-func (nh neededHandler) MaxRetries() int { return forwardMaxRetries(nh.h) }
-
-// forwardRetryDelay asks h for its retry delay; 0 means "use the server's".
-func forwardRetryDelay(h any, count int, err error, job *sidekiq.Job) time.Duration {
-	if rd, ok := h.(sidekiq.RetryDelayer); ok {
-		return rd.RetryDelay(count, err, job)
-	}
-	return 0
-}
-
-// forwardMaxRetries asks h for its retry limit; -1 means "use the server's".
-func forwardMaxRetries(h any) int {
-	if mr, ok := h.(sidekiq.MaxRetrier); ok {
-		return mr.MaxRetries()
-	}
-	return -1
 }
 
 // Skip records that the job running in ctx was skipped because it is no longer needed, and

@@ -72,30 +72,25 @@ func TestSkippedJobCountsAsProcessed(t *testing.T) {
 }
 
 type reindexer struct {
-	needed  bool
-	err     error
-	runs    atomic.Int32
-	retries int
+	needed bool
+	err    error
+	runs   atomic.Int32
 }
 
 func (r *reindexer) Perform(context.Context, *sidekiq.Job) error { r.runs.Add(1); return nil }
 func (r *reindexer) Needed(context.Context, *sidekiq.Job) (bool, error) {
 	return r.needed, r.err
 }
-func (r *reindexer) MaxRetries() int { return r.retries }
 
 func TestCheckNeededOnHandlers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	job := jobWithArgs(t, "R", `[1]`)
 
-	skip := &reindexer{needed: false, retries: 3}
+	skip := &reindexer{needed: false}
 	h := middleware.CheckNeeded(skip)
 	if err := h.Perform(ctx, job); err != nil || skip.runs.Load() != 0 {
 		t.Fatalf("unneeded: err %v runs %d", err, skip.runs.Load())
-	}
-	if mr, ok := h.(sidekiq.MaxRetrier); !ok || mr.MaxRetries() != 3 {
-		t.Fatal("the wrapper must keep the handler's MaxRetries")
 	}
 	run := &reindexer{needed: true}
 	if err := middleware.CheckNeeded(run).Perform(ctx, job); err != nil || run.runs.Load() != 1 {

@@ -376,9 +376,9 @@ type guardedCall struct {
 // send queues the call on p, by EVALSHA when bySha is set, otherwise by EVAL.
 func (g *guardedCall) send(ctx context.Context, p redis.Pipeliner, bySha bool) {
 	if bySha {
-		g.cmd = guardedPushScript.EvalSha(ctx, p, g.keys, g.args...)
+		g.cmd = guardedPushScript.queue(ctx, p, true, g.keys, g.args...)
 	} else {
-		g.cmd = guardedPushScript.Eval(ctx, p, g.keys, g.args...)
+		g.cmd = guardedPushScript.queue(ctx, p, false, g.keys, g.args...)
 	}
 }
 

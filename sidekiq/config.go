@@ -66,6 +66,11 @@ type Config struct {
 	// list (never only in memory) and go back to their queues on quiet or stop.
 	// Default: 100. Set it to -1 to fetch only for free slots.
 	Prefetch int
+	// PrefetchBytes bounds the payload bytes of jobs fetched but not yet started, and the
+	// size of each fetch's reply: a fetch stops taking jobs once it holds this many bytes
+	// (it always takes at least one job). Big jobs are then fetched a few at a time instead
+	// of Prefetch at a time. Default: 8 MiB.
+	PrefetchBytes int64
 	// QueueLimits caps how many jobs of a queue run at once, so slow jobs of one queue
 	// cannot take every slot. Queues not listed are capped only by Concurrency. Default:
 	// none.
@@ -103,12 +108,13 @@ type Config struct {
 	// waits about PollInterval × (number of processes). Default: 5 s. Sub-second values
 	// are allowed.
 	PollInterval time.Duration
-	// MaxRetries is the number of retries of a job whose "retry" is true or absent.
-	// Default: 25.
+	// MaxRetries is the number of retries of a job whose "retry" is true or absent. A class
+	// may override it with WithMaxRetries. Default: 25.
 	MaxRetries int
 	// RetryDelay computes the wait before retry number count+1 (count is 0 after the first
-	// failure). Handlers may override it by implementing RetryDelayer. Default: Sidekiq's
-	// count⁴ + 15 s plus a jitter of rand(10)·(count+1) s.
+	// failure). A class may override it with WithRetryDelay. Any delay is capped at 100
+	// years. Default: DefaultRetryDelay, Sidekiq's count⁴ + 15 s plus a jitter of
+	// rand(10)·(count+1) s.
 	RetryDelay func(count int, err error, job *Job) time.Duration
 	// DeadMaxJobs and DeadTimeout trim the dead set on every insert. Defaults: 10,000 jobs
 	// and 180 days, as Sidekiq.
@@ -123,6 +129,14 @@ type Config struct {
 	Logger *zap.Logger
 	// Clock tells the time. Default: the wall clock; tests may pass a fake.
 	Clock Clock
+}
+
+// Validate reports what Start would refuse in c: a queue entry that does not parse, a
+// weight ≤ 0 in weighted mode, a queue limit that is not positive or names a queue not in
+// Queues. A nil Config is valid.
+func (c *Config) Validate() error {
+	_, _, _, err := c.withDefaults()
+	return err
 }
 
 // queueSpec is one parsed entry of Config.Queues.
@@ -148,6 +162,9 @@ func (c *Config) withDefaults() (Config, []queueSpec, QueueMode, error) {
 	}
 	if out.Prefetch < 0 {
 		out.Prefetch = 0
+	}
+	if out.PrefetchBytes <= 0 {
+		out.PrefetchBytes = 8 << 20
 	}
 	if len(out.Queues) == 0 {
 		out.Queues = []string{"default"}

@@ -176,7 +176,7 @@ func TestFailureOutcomesByRetryOption(t *testing.T) {
 			startServer(t, srv)
 			<-ran
 			waitFor(t, "the outcome", func() bool {
-				n, err := rdb.LLen(ctx, "ferry:inprogress:"+srv.Identity()+":default").Result()
+				n, err := rdb.HLen(ctx, "ferry:inflight:"+srv.Identity()).Result()
 				return err == nil && n == 0
 			})
 			if got := zcard(t, rdb, "retry"); got != tc.wantRetry {
@@ -430,7 +430,7 @@ func TestDeadSetTrimmed(t *testing.T) {
 	startServer(t, srv)
 	waitFor(t, "all six failures", func() bool {
 		// A failed read (a timeout on a loaded machine) must not pass for "empty".
-		p, perr := rdb.LLen(ctx, "ferry:inprogress:"+srv.Identity()+":default").Result()
+		p, perr := rdb.HLen(ctx, "ferry:inflight:"+srv.Identity()).Result()
 		q, qerr := rdb.LLen(ctx, "queue:default").Result()
 		return perr == nil && qerr == nil && p == 0 && q == 0
 	})

@@ -2,341 +2,317 @@ package sidekiq
 
 import (
 	"context"
-	"errors"
-	"strconv"
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/ferryhq/ferry/internal/logcap"
 )
 
-// The fetcher keeps the workers fed. While queues have work it moves jobs in batches (one
-// Lua call moves as many jobs as there are free slots); when they are empty it blocks in
-// Redis with BLMOVE, one call per queue, so a job pushed to an idle server starts within
-// milliseconds. Every job it takes is moved atomically into this process's in-progress list
-// for its queue: a job is never only in memory.
+// The fetcher keeps the workers fed. While queues have work it moves jobs in batches: one
+// Lua call (fetchLua) moves as many jobs as there are free slots, up to a budget of bytes,
+// into this process's in-flight hash. When the queues are empty it waits in Redis, one
+// BLMOVE of each queue onto itself (which takes nothing), so a job pushed to an idle server
+// starts within milliseconds; then it fetches again. Only the fetcher takes jobs, one call
+// at a time, so every job in the hash that is not held comes from the one fetch in flight.
+//
+// A fetch whose reply is lost (a cut connection, a timeout) may have moved jobs. The fetch
+// is never re-sent; instead the fetcher asks for exactly the entries that call wrote
+// (adoptLua, by their seqs) and runs them, retrying until Redis answers.
+type fetcher struct {
+	store    *store
+	reg      *register
+	exec     *executor
+	specs    []queueSpec
+	order    *queueOrder
+	log      *zap.Logger
+	obs      observers
+	quiet    <-chan struct{}
+	stopping atomic.Bool // set by stop: fetched jobs are no longer dispatched
 
-func (s *Server) fetchLoop() {
-	defer s.fetchers.Done()
-	var waiting = make([]bool, len(s.specs))
-	var waitMu sync.Mutex
-	wake := make(chan struct{}, 1)
-	backoff := newBackoff(50*time.Millisecond, 5*time.Second)
-	for {
-		if s.isQuiet() {
-			return
-		}
-		free := s.freeSlots()
-		if free <= 0 || !s.worthFetching(free) {
-			select {
-			case <-s.freed:
-			case <-s.quietCh:
-			}
+	concurrency   int
+	prefetch      int   // Config.Prefetch
+	prefetchBytes int64 // Config.PrefetchBytes
+	fetchTimeout  time.Duration
+	avgJobNanos   atomic.Int64 // moving average of job run time, for prefetch
+
+	wake    chan struct{}
+	waitMu  sync.Mutex
+	waiting []bool
+	wg      sync.WaitGroup // the loop and the blocking waits
+}
+
+// fetcherParams are a fetcher's dependencies.
+type fetcherParams struct {
+	store         *store
+	reg           *register
+	exec          *executor
+	specs         []queueSpec
+	mode          QueueMode
+	log           *zap.Logger
+	observers     observers
+	quiet         <-chan struct{}
+	concurrency   int
+	prefetch      int
+	prefetchBytes int64
+	fetchTimeout  time.Duration
+}
+
+func newFetcher(p fetcherParams) *fetcher {
+	return &fetcher{
+		store: p.store, reg: p.reg, exec: p.exec, specs: p.specs, log: p.log, obs: p.observers, quiet: p.quiet,
+		order:       newQueueOrder(p.specs, p.mode, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))),
+		concurrency: p.concurrency, prefetch: p.prefetch, prefetchBytes: p.prefetchBytes, fetchTimeout: p.fetchTimeout,
+		wake: make(chan struct{}, 1), waiting: make([]bool, len(p.specs)),
+	}
+}
+
+// start runs the fetch loop until the server quiets.
+func (f *fetcher) start(ctx context.Context) {
+	f.wg.Add(1)
+	go f.loop(ctx)
+}
+
+// stop waits for the loop and the blocking waits to end (the server is quiet), until ctx
+// ends. A fetch still waiting for Redis then is left behind: whatever it takes stays in
+// the in-flight hash.
+func (f *fetcher) stop(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { f.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	f.stopping.Store(true)
+}
+
+func (f *fetcher) isQuiet() bool {
+	select {
+	case <-f.quiet:
+		return true
+	default:
+		return false
+	}
+}
+
+func (f *fetcher) loop(ctx context.Context) {
+	defer f.wg.Done()
+	bo := newBackoff(50*time.Millisecond, 5*time.Second)
+	for !f.isQuiet() {
+		free := f.freeSlots()
+		if free <= 0 || !f.worthFetching(free) {
+			f.waitFreed()
 			continue
 		}
-		n, err := s.fetchBatch(s.bgCtx, free)
+		budget := f.prefetchBytes - f.reg.queued.Load()
+		if budget <= 0 {
+			f.waitFreed() // workers have bytes enough waiting for them
+			continue
+		}
+		n, err := f.fetchBatch(ctx, free, budget)
 		if err != nil {
-			d := backoff.next()
-			s.log.Warn("fetch failed; retrying", zap.Error(err), zap.Duration("in", d))
-			select {
-			case <-time.After(d):
-			case <-s.quietCh:
+			d := bo.next()
+			if ctx.Err() == nil {
+				f.log.Warn("fetch failed; retrying", logcap.Error(err), zap.Duration("in", d))
 			}
+			f.pause(d)
 			continue
 		}
-		backoff.reset()
+		bo.reset()
 		if n > 0 {
 			continue
 		}
-		// Nothing to do: block in Redis on every queue that may still give a job.
-		allow := s.allowances()
-		started := 0
-		waitMu.Lock()
-		for i := range s.specs {
-			if waiting[i] || allow[i] == 0 {
-				continue
-			}
-			waiting[i] = true
-			started++
-			s.fetchers.Add(1)
-			go func(i int) {
-				defer s.fetchers.Done()
-				s.blockingFetch(i)
-				waitMu.Lock()
-				waiting[i] = false
-				waitMu.Unlock()
-				select {
-				case wake <- struct{}{}:
-				default:
-				}
-			}(i)
-		}
-		waitMu.Unlock()
-		if started == 0 && allAtCap(allow) {
-			// Every queue is at its cap: wait for a job to finish.
-			select {
-			case <-s.freed:
-			case <-s.quietCh:
-			}
-			continue
-		}
-		select {
-		case <-wake:
-		case <-s.quietCh:
+		// Nothing to do: wait in Redis on every queue that may still give a job.
+		if !f.waitForJobs(ctx) {
+			f.waitFreed() // every queue is at its cap: wait for a job to finish
 		}
 	}
 }
 
-func allAtCap(allow []int) bool {
-	for _, a := range allow {
-		if a != 0 {
-			return false
-		}
+func (f *fetcher) waitFreed() {
+	select {
+	case <-f.reg.freed:
+	case <-f.quiet:
 	}
-	return true
+}
+
+func (f *fetcher) pause(d time.Duration) {
+	select {
+	case <-time.After(d):
+	case <-f.quiet:
+	}
 }
 
 // freeSlots is how many more jobs may be taken now.
-func (s *Server) freeSlots() int {
-	return s.cfg.Concurrency + s.prefetch() - int(s.outstanding.Load())
+func (f *fetcher) freeSlots() int {
+	return f.concurrency + f.prefetchNow() - int(f.reg.outstanding.Load())
 }
 
 // worthFetching batches refills: fetch when a worker is (about to be) idle, or when at
 // least half the prefetch room is free, so a busy server moves jobs in large batches
 // instead of one round trip per finished job.
-func (s *Server) worthFetching(free int) bool {
-	if int(s.outstanding.Load()) < s.cfg.Concurrency {
+func (f *fetcher) worthFetching(free int) bool {
+	if int(f.reg.outstanding.Load()) < f.concurrency {
 		return true
 	}
-	return free >= (s.prefetch()+1)/2
+	return free >= (f.prefetchNow()+1)/2
 }
 
 // prefetchHorizon is how much work, in time, a server fetches ahead of its workers.
 const prefetchHorizon = 10 * time.Millisecond
 
-// prefetch is how many jobs to fetch ahead now: what the workers would finish within
+// prefetchNow is how many jobs to fetch ahead now: what the workers would finish within
 // prefetchHorizon at the average job duration observed, at most Config.Prefetch.
-func (s *Server) prefetch() int {
-	if s.cfg.Prefetch <= 0 {
+func (f *fetcher) prefetchNow() int {
+	if f.prefetch <= 0 {
 		return 0
 	}
-	avg := s.avgJobNanos.Load()
+	avg := f.avgJobNanos.Load()
 	if avg <= 0 {
-		return min(s.cfg.Prefetch, s.cfg.Concurrency)
+		return min(f.prefetch, f.concurrency)
 	}
-	return int(min(int64(s.cfg.Prefetch), int64(s.cfg.Concurrency)*int64(prefetchHorizon)/avg))
+	return int(min(int64(f.prefetch), int64(f.concurrency)*int64(prefetchHorizon)/avg))
 }
 
 // observeDuration folds one job's run time into the moving average prefetch uses.
 // Concurrent updates may overwrite each other; the average stays a fair estimate.
-func (s *Server) observeDuration(d time.Duration) {
+func (f *fetcher) observeDuration(d time.Duration) {
 	n := max(int64(d), 1)
-	old := s.avgJobNanos.Load()
+	old := f.avgJobNanos.Load()
 	if old == 0 {
-		s.avgJobNanos.Store(n)
+		f.avgJobNanos.Store(n)
 		return
 	}
-	s.avgJobNanos.Store(old + (n-old)/16)
+	f.avgJobNanos.Store(old + (n-old)/16)
 }
 
 // allowances is, per queue, how many more jobs its cap allows (-1: no cap).
-func (s *Server) allowances() []int {
-	out := make([]int, len(s.specs))
-	for i, q := range s.specs {
+func (f *fetcher) allowances() []int {
+	out := make([]int, len(f.specs))
+	for i, q := range f.specs {
 		if q.limit == 0 {
 			out[i] = -1
 			continue
 		}
-		out[i] = max(0, q.limit-int(s.queueBusy[i].Load()))
+		out[i] = max(0, q.limit-int(f.reg.queueBusy[i].Load()))
 	}
 	return out
 }
 
-// fetchBatch moves up to free jobs into the in-progress lists and dispatches them.
-func (s *Server) fetchBatch(ctx context.Context, free int) (int, error) {
-	s.orderMu.Lock()
-	order, picks := s.order.order(free)
-	s.orderMu.Unlock()
-	allow := s.allowances()
-	n := len(order)
-	keys := make([]string, 0, 2*n)
-	for _, i := range order {
-		keys = append(keys, s.qkeys[i])
-	}
-	for _, i := range order {
-		keys = append(keys, s.pkeys[i])
-	}
-	keys = append(keys, s.keys.inprogressIndex())
-	pos := make([]int, len(s.specs)) // spec index -> 1-based position in keys
-	for p, i := range order {
-		pos[i] = p + 1
-	}
-	args := make([]any, 0, 1+2*n+len(picks))
-	args = append(args, free)
-	for _, i := range order {
-		args = append(args, allow[i])
-	}
-	for _, i := range order {
-		args = append(args, s.owners[i])
-	}
-	for _, pk := range picks {
-		args = append(args, pos[pk])
-	}
-	res, err := fetchScript.Run(ctx, s.rdb, keys, args...).Slice()
+// fetchBatch takes up to free jobs (and about budget bytes) and dispatches them.
+func (f *fetcher) fetchBatch(ctx context.Context, free int, budget int64) (int, error) {
+	order, picks := f.order.order(free)
+	base := f.reg.reserve(free)
+	req := fetchRequest{order: order, allow: f.allowances(), picks: picks, want: free, budget: budget, base: base}
+	units, err := f.store.fetch(ctx, req)
 	if err != nil {
-		if errors.Is(err, redis.Nil) {
-			return 0, nil
+		f.obs.redisError("fetch", err)
+		// The call may have moved jobs with the reply lost: take exactly those.
+		units = f.adopt(ctx, base, base+uint64(free), err)
+		if units == nil {
+			return 0, err
 		}
-		// The jobs may have been moved with the reply lost.
-		s.reconcile.markSuspect()
-		s.observers.redisError("fetch", err)
-		return 0, err
 	}
-	got := 0
-	var perQueue []int
-	if len(s.observers) > 0 {
-		perQueue = make([]int, len(s.specs))
+	f.dispatch(units)
+	return len(units), nil
+}
+
+// adopt reads the entries of a failed fetch, retrying until Redis answers or the server
+// quiets. Until then the seqs stay pending, so the reconciler leaves the entries alone;
+// if the server stops first they are pushed back with everything else in the hash.
+func (f *fetcher) adopt(ctx context.Context, lo, hi uint64, cause error) []*unit {
+	bo := newBackoff(50*time.Millisecond, 2*time.Second)
+	for {
+		units, err := f.store.adopt(ctx, lo, hi)
+		if err == nil {
+			if len(units) > 0 {
+				f.log.Warn("a fetch reply was lost; running the jobs it took", zap.Int("jobs", len(units)), logcap.Error(cause))
+			}
+			return units
+		}
+		if f.isQuiet() {
+			return nil
+		}
+		f.pause(bo.next())
 	}
-	for k := 0; k+1 < len(res); k += 2 {
-		p, _ := res[k].(int64)
-		raw, _ := res[k+1].(string)
-		if p < 1 || int(p) > n {
+}
+
+// dispatch holds fetched jobs and hands them to the workers.
+func (f *fetcher) dispatch(units []*unit) {
+	if len(units) == 0 {
+		f.reg.settleFetch()
+		return
+	}
+	f.reg.hold(units)
+	f.reg.settleFetch()
+	if len(f.obs) > 0 {
+		counts := make([]int, len(f.specs))
+		for _, u := range units {
+			counts[u.q]++
+		}
+		for q, n := range counts {
+			if n > 0 {
+				f.obs.fetched(f.specs[q].name, n)
+			}
+		}
+	}
+	for _, u := range units {
+		if f.stopping.Load() {
+			return // held in Redis only: the stop's end pushes it back
+		}
+		f.exec.dispatch(u)
+	}
+}
+
+// waitForJobs starts a blocking wait on each queue that may give a job and has none in
+// progress, and returns once one of them returns (true), or false at once when every
+// queue is at its cap.
+func (f *fetcher) waitForJobs(ctx context.Context) bool {
+	allow := f.allowances()
+	open := false
+	f.waitMu.Lock()
+	for i := range f.specs {
+		if allow[i] == 0 {
 			continue
 		}
-		s.dispatch(&unit{q: order[p-1], raw: raw})
-		got++
-		if perQueue != nil {
-			perQueue[order[p-1]]++
+		open = true
+		if f.waiting[i] {
+			continue
 		}
+		f.waiting[i] = true
+		f.wg.Add(1)
+		go f.waitOn(ctx, i)
 	}
-	for q, n := range perQueue {
-		if n > 0 {
-			s.observers.fetched(s.specs[q].name, n)
-		}
+	f.waitMu.Unlock()
+	if !open {
+		return false
 	}
-	return got, nil
-}
-
-// blockingFetch waits up to FetchTimeout for a job on queue i.
-func (s *Server) blockingFetch(i int) {
-	// Register the list before blocking on it (see fetchScript): a job BLMOVE puts there
-	// must never sit in a list no recoverer knows of.
-	if err := s.registerList(i); err != nil {
-		s.pauseAfterFetchError(i, err)
-		return
-	}
-	raw, err := s.rdb.BLMove(s.bgCtx, s.qkeys[i], s.pkeys[i], "RIGHT", "LEFT", s.cfg.FetchTimeout).Result()
-	if errors.Is(err, redis.Nil) {
-		return
-	}
-	if err != nil {
-		s.reconcile.markSuspect()
-		s.observers.redisError("fetch", err)
-		s.pauseAfterFetchError(i, err)
-		return
-	}
-	if s.isQuiet() {
-		// Fetched after quiet began: give it back, as Sidekiq does.
-		s.requeueOne(&unit{q: i, raw: raw})
-		return
-	}
-	// And again after: a recoverer may have dropped the list while this call blocked.
-	if err := s.registerList(i); err != nil {
-		s.log.Warn("registering the in-progress list failed; the next heartbeat does it", zap.Error(err))
-	}
-	s.observers.fetched(s.specs[i].name, 1)
-	s.dispatch(&unit{q: i, raw: raw})
-}
-
-// registerList (re)registers queue i's in-progress list in the in-progress index.
-func (s *Server) registerList(i int) error {
-	return s.rdb.HSet(s.bgCtx, s.keys.inprogressIndex(), s.pkeys[i], s.owners[i]).Err()
-}
-
-// pauseAfterFetchError logs a failed blocking fetch and waits a second (less if quiet
-// begins) before the next try; a fetch ended by shutdown is not logged.
-func (s *Server) pauseAfterFetchError(i int, err error) {
-	if s.bgCtx.Err() != nil {
-		return
-	}
-	s.log.Warn("blocking fetch failed", zap.String("queue", s.specs[i].name), zap.Error(err))
 	select {
-	case <-time.After(time.Second):
-	case <-s.quietCh:
+	case <-f.wake:
+	case <-f.quiet:
 	}
+	return true
 }
 
-func (s *Server) dispatch(u *unit) {
-	s.reconcile.hold(u)
-	s.outstanding.Add(1)
-	s.queueBusy[u.q].Add(1)
-	s.work <- u
-}
-
-// release frees the slot of a finished (or requeued) job.
-func (s *Server) release(u *unit) {
-	s.queueBusy[u.q].Add(-1)
-	s.outstanding.Add(-1)
+// waitOn waits up to FetchTimeout for a job on queue i, then wakes the loop.
+func (f *fetcher) waitOn(ctx context.Context, i int) {
+	defer f.wg.Done()
+	_, err := f.store.waitForJob(ctx, i, f.fetchTimeout)
+	if err != nil && ctx.Err() == nil && !f.isQuiet() {
+		f.obs.redisError("wait", err)
+		f.log.Warn("waiting for jobs failed", zap.String("queue", f.specs[i].name), logcap.Error(err))
+		f.pause(time.Second)
+	}
+	f.waitMu.Lock()
+	f.waiting[i] = false
+	f.waitMu.Unlock()
 	select {
-	case s.freed <- struct{}{}:
+	case f.wake <- struct{}{}:
 	default:
 	}
-}
-
-// requeueOne puts a job this process holds back at the head of its queue.
-func (s *Server) requeueOne(u *unit) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.bgCtx), 5*time.Second)
-	defer cancel()
-	if err := requeueOneScript.Run(ctx, s.rdb, []string{s.pkeys[u.q], s.qkeys[u.q]}, u.raw).Err(); err != nil {
-		// It stays in the in-progress list; the reconciler, the shutdown requeue or a
-		// recoverer returns it.
-		s.reconcile.markSuspect()
-		s.log.Warn("requeueing a job failed; it stays in the in-progress list", zap.Error(err))
-	}
-}
-
-// registerInProgress records this process's in-progress lists in the index recoverers read.
-func (s *Server) registerInProgress(ctx context.Context) error {
-	return s.rdb.HSet(ctx, s.keys.inprogressIndex(), s.inProgressFields()...).Err()
-}
-
-// inProgressFields are this process's entries in the in-progress index. Every heartbeat
-// writes them again: if a heartbeat came late enough for another process to take this
-// one's jobs (and drop its lists from the index), the lists it keeps filling must be
-// indexed again, or a later crash would leave their jobs where no recoverer looks.
-func (s *Server) inProgressFields() []any {
-	fields := make([]any, 0, 2*len(s.specs))
-	for i := range s.specs {
-		fields = append(fields, s.pkeys[i], s.owners[i])
-	}
-	return fields
-}
-
-// inProgressOwner is the index value naming a list's process and queue.
-func inProgressOwner(identity, queue string) string {
-	return strconv.Quote(identity) + " " + strconv.Quote(queue)
-}
-
-func parseInProgressOwner(v string) (identity, queue string, ok bool) {
-	id, rest, err := unquotePrefix(v)
-	if err != nil || len(rest) < 2 || rest[0] != ' ' {
-		return "", "", false
-	}
-	q, rest, err := unquotePrefix(rest[1:])
-	if err != nil || rest != "" {
-		return "", "", false
-	}
-	return id, q, true
-}
-
-func unquotePrefix(s string) (string, string, error) {
-	p, err := strconv.QuotedPrefix(s)
-	if err != nil {
-		return "", "", err
-	}
-	u, err := strconv.Unquote(p)
-	return u, s[len(p):], err
 }
 
 // backoff grows a wait exponentially with jitter, for retrying Redis errors without

@@ -18,34 +18,44 @@ type HandlerFunc func(ctx context.Context, job *Job) error
 // Perform calls f.
 func (f HandlerFunc) Perform(ctx context.Context, job *Job) error { return f(ctx, job) }
 
-// RetryDelayer is implemented by handlers that choose their own wait before a retry
-// (Sidekiq's sidekiq_retry_in). count is 0 after the first failure. A delay ≤ 0 falls back
-// to Config.RetryDelay.
-type RetryDelayer interface {
-	RetryDelay(count int, err error, job *Job) time.Duration
+// handlerOptions are the per-class settings of one registration (Server.Handle).
+type handlerOptions struct {
+	mws        []RunMiddleware
+	retryDelay func(count int, err error, job *Job) time.Duration // nil: the server's
+	maxRetries int                                                // -1: the server's
 }
 
-// MaxRetrier is implemented by handlers whose default number of retries (for jobs with
-// "retry": true or no "retry") differs from Config.MaxRetries.
-type MaxRetrier interface {
-	MaxRetries() int
-}
-
-// handlerEntry is a registered handler with the middleware that wraps it alone.
+// handlerEntry is a registered handler with its options.
 type handlerEntry struct {
-	h   Handler
-	mws []RunMiddleware
+	h    Handler
+	opts handlerOptions
 }
 
-// HandleOption changes one registration.
-type HandleOption interface{ applyHandle(*handlerEntry) }
+// HandleOption changes one registration. Options belong to the registration, not to the
+// handler value, so they hold whatever the handler is wrapped in (middleware.Inputs,
+// middleware.ActiveJob, ...).
+type HandleOption interface{ applyHandle(*handlerOptions) }
 
-type handleOptionFunc func(*handlerEntry)
+type handleOptionFunc func(*handlerOptions)
 
-func (f handleOptionFunc) applyHandle(e *handlerEntry) { f(e) }
+func (f handleOptionFunc) applyHandle(o *handlerOptions) { f(o) }
 
 // WithMiddleware wraps only this handler in the given run middleware, inside the server's
 // global middleware.
 func WithMiddleware(mws ...RunMiddleware) HandleOption {
-	return handleOptionFunc(func(e *handlerEntry) { e.mws = append(e.mws, mws...) })
+	return handleOptionFunc(func(o *handlerOptions) { o.mws = append(o.mws, mws...) })
+}
+
+// WithRetryDelay sets the wait before each retry of this class (Sidekiq's
+// sidekiq_retry_in): f gets the retry count (0 after the first failure), the error and the
+// job. A result ≤ 0 falls back to Config.RetryDelay. Default: Config.RetryDelay.
+func WithRetryDelay(f func(count int, err error, job *Job) time.Duration) HandleOption {
+	return handleOptionFunc(func(o *handlerOptions) { o.retryDelay = f })
+}
+
+// WithMaxRetries sets how many times a job of this class is retried when its payload's
+// "retry" is true or absent (a "retry": N in the payload still wins, as in Sidekiq).
+// Default: Config.MaxRetries.
+func WithMaxRetries(n int) HandleOption {
+	return handleOptionFunc(func(o *handlerOptions) { o.maxRetries = max(n, 0) })
 }

@@ -22,10 +22,9 @@ func OnHandlerStart(ctx context.Context, fn func(context.Context) error) context
 	return context.WithValue(ctx, startHooksKey{}, all)
 }
 
-// RunStartHooks calls the start hooks in ctx (see OnHandlerStart), stopping at the first
-// error. The Server calls it just before every handler; call it only when running a
-// handler through run middleware outside a Server, as a test does.
-func RunStartHooks(ctx context.Context) error {
+// runStartHooks calls the start hooks in ctx (see OnHandlerStart), stopping at the first
+// error. The Server (and Perform) call it just before every handler.
+func runStartHooks(ctx context.Context) error {
 	hooks, _ := ctx.Value(startHooksKey{}).([]func(context.Context) error)
 	for _, h := range hooks {
 		if err := h(ctx); err != nil {

@@ -8,77 +8,191 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/ferryhq/ferry/internal/jsonwire"
+	"github.com/ferryhq/ferry/internal/logcap"
 )
 
 // Version is Ferry's version, shown in the Web UI's process list.
-const Version = "0.1.0"
+const Version = "0.2.0"
 
 // The heartbeat keeps the process visible to the Web UI and to other processes, every
 // HeartbeatInterval, in one MULTI/EXEC:
 //
 //   - the statistics counted since the last beat;
-//   - running jobs in <identity>:work (Sidekiq 6.4.2+) and <identity>:workers (6.4.1);
+//   - the running jobs in <identity>:work (Sidekiq 6.4.2+) and <identity>:workers (6.4.1):
+//     each entry is encoded once, written by the first beat that sees the job running and
+//     deleted by the first beat after it ended, so a long job is not copied into Redis
+//     again at every beat; an entry's payload is cut to workEntryMax bytes (the Busy page
+//     only shows it);
 //   - the process in the processes set and its <identity> hash (info, busy, beat, quiet,
 //     rss, rtt_us, concurrency), expiring after ProcessTTL;
+//   - this process's entry in the in-flight index;
 //   - one signal popped from <identity>-signals: TSTP quiets, TERM stops, TTIN logs every
 //     goroutine's stack.
 type heartbeat struct {
-	s    *Server
-	info string // the "info" JSON, fixed for the life of the process
+	store       *store
+	reg         *register
+	stats       *stats
+	log         *zap.Logger
+	jobLog      *jobLogger
+	obs         observers
+	clock       Clock
+	info        string // the "info" JSON, fixed for the life of the process
+	concurrency int
+	ttl         time.Duration
+	interval    time.Duration
+	names       []string
+	isQuiet     func() bool
+	onSignal    func(sig string) // TSTP and TERM
+
+	written  map[string]*unit // tid -> job whose entry the work hashes hold
+	full     bool             // the work hashes must be rewritten whole
+	lastBeat atomic.Int64     // unix nanoseconds of the last beat written
+	cancel   context.CancelFunc
+	done     chan struct{}
 }
 
-func newHeartbeat(s *Server) *heartbeat {
+// heartbeatParams are a heartbeat's dependencies.
+type heartbeatParams struct {
+	store       *store
+	reg         *register
+	stats       *stats
+	log         *zap.Logger
+	jobLog      *jobLogger
+	observers   observers
+	clock       Clock
+	info        string
+	concurrency int
+	ttl         time.Duration
+	interval    time.Duration
+	names       []string
+	isQuiet     func() bool
+	onSignal    func(sig string)
+}
+
+func newHeartbeat(p heartbeatParams) *heartbeat {
+	return &heartbeat{
+		store: p.store, reg: p.reg, stats: p.stats, log: p.log, jobLog: p.jobLog, obs: p.observers, clock: p.clock,
+		info: p.info, concurrency: p.concurrency, ttl: p.ttl, interval: p.interval, names: p.names,
+		isQuiet: p.isQuiet, onSignal: p.onSignal, written: map[string]*unit{}, full: true, done: make(chan struct{}),
+	}
+}
+
+// processInfo is the "info" JSON of the process record.
+func processInfo(cfg *Config, identity string, startedAt time.Time, specs []queueSpec, mode QueueMode) string {
+	names := make([]string, len(specs))
 	weights := map[string]int{}
-	for _, q := range s.specs {
+	for i, q := range specs {
+		names[i] = q.name
 		w := q.weight
-		if s.mode == QueueModeStrict {
+		if mode == QueueModeStrict {
 			w = 0
 		}
 		weights[q.name] = w
 	}
 	info := map[string]any{
-		"hostname":    s.cfg.Hostname,
-		"started_at":  json.RawMessage(jsonwire.AppendFloat(nil, epochSeconds(s.startedAt))),
+		"hostname":    cfg.Hostname,
+		"started_at":  json.RawMessage(jsonwire.AppendFloat(nil, epochSeconds(startedAt))),
 		"pid":         os.Getpid(),
-		"tag":         s.cfg.Tag,
-		"concurrency": s.cfg.Concurrency,
-		"queues":      s.queueNames(),
+		"tag":         cfg.Tag,
+		"concurrency": cfg.Concurrency,
+		"queues":      names,
 		"weights":     []map[string]int{weights},
-		"labels":      append([]string{"ferry"}, s.cfg.Labels...),
-		"identity":    s.identity,
+		"labels":      append([]string{"ferry"}, cfg.Labels...),
+		"identity":    identity,
 		"version":     "ferry-" + Version,
 		"embedded":    false,
 	}
 	raw, _ := marshalNoEscape(info)
-	return &heartbeat{s: s, info: string(raw)}
+	return string(raw)
 }
 
-func (h *heartbeat) loop() {
-	t := time.NewTicker(h.s.cfg.HeartbeatInterval)
+// start runs a beat every interval until stop.
+func (h *heartbeat) start(ctx context.Context) {
+	ctx, h.cancel = context.WithCancel(ctx)
+	go h.loop(ctx)
+}
+
+// stop ends the loop, then writes a last beat (the final statistics), until ctx ends.
+func (h *heartbeat) stop(ctx context.Context) {
+	h.cancel()
+	waitDone(ctx, h.done)
+	if err := bounded(ctx, h.beat); err != nil {
+		h.log.Warn("final heartbeat failed", logcap.Error(err))
+	}
+}
+
+func (h *heartbeat) loop(ctx context.Context) {
+	defer close(h.done)
+	t := time.NewTicker(h.interval)
 	defer t.Stop()
 	for {
 		select {
-		case <-h.s.bgCtx.Done():
-			// A last beat flushes the statistics of the final jobs.
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := h.beat(ctx); err != nil {
-				h.s.log.Warn("final heartbeat failed", zap.Error(err))
-			}
-			cancel()
+		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := h.beat(h.s.bgCtx); err != nil && h.s.bgCtx.Err() == nil {
-				h.s.log.Warn("heartbeat failed", zap.Error(err))
+			if err := h.beat(ctx); err != nil && ctx.Err() == nil {
+				h.obs.redisError("heartbeat", err)
+				h.log.Warn("heartbeat failed", logcap.Error(err))
 			}
 		}
 	}
 }
+
+// beat writes one heartbeat.
+func (h *heartbeat) beat(ctx context.Context) error {
+	now := h.clock.Now()
+	rtt, err := h.store.ping(ctx)
+	if err != nil {
+		return err
+	}
+	running := h.reg.runningSnapshot()
+	b := &beatWrite{
+		now: now, info: h.info, busy: len(running), concurrency: h.concurrency, quiet: h.isQuiet(),
+		rssKB: rssKB(), rtt: rtt, ttl: h.ttl, workFull: h.full,
+	}
+	for tid, u := range running {
+		if h.full || h.written[tid] != u {
+			if u.entry == "" {
+				u.entry = h.workEntry(u)
+			}
+			b.workSet = append(b.workSet, tid, u.entry)
+		}
+	}
+	if !h.full {
+		for tid := range h.written {
+			if _, ok := running[tid]; !ok {
+				b.workDel = append(b.workDel, tid)
+			}
+		}
+	}
+	b.processed, b.failed = h.stats.take()
+	sig, err := h.store.beat(ctx, b)
+	if err != nil {
+		h.stats.giveBack(b.processed, b.failed)
+		h.full = true
+		return err
+	}
+	h.written, h.full = running, false
+	h.lastBeat.Store(time.Now().UnixNano())
+	if n := h.jobLog.takeDropped(); n > 0 {
+		h.log.Warn("similar log lines about jobs were dropped (sampling)", zap.Int64("lines", n))
+	}
+	if sig != "" {
+		h.handleSignal(sig)
+	}
+	return nil
+}
+
+// workEntryMax is the most bytes of a payload a running-job entry keeps. The Busy page
+// only shows it; a bigger job's entry carries its identity, its timestamps and the start
+// of its arguments.
+const workEntryMax = 16 << 10
 
 // workEntry is one running job as the Web UI's Busy page reads it.
 type workEntry struct {
@@ -87,97 +201,45 @@ type workEntry struct {
 	RunAt   int64  `json:"run_at"`
 }
 
-func (h *heartbeat) beat(ctx context.Context) error {
-	s := h.s
-	now := s.cfg.Clock.Now()
-	start := time.Now()
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return err
+func (h *heartbeat) workEntry(u *unit) string {
+	payload := u.raw
+	if len(payload) > workEntryMax {
+		payload = string(displayPayload(u.job, len(u.raw)))
 	}
-	rtt := time.Since(start)
+	raw, _ := marshalNoEscape(workEntry{Queue: h.names[u.q], Payload: payload, RunAt: u.startedAt.Unix()})
+	return string(raw)
+}
 
-	var work []any
-	busy := 0
-	s.running.Range(func(k, v any) bool {
-		u := v.(*unit)
-		raw, _ := marshalNoEscape(workEntry{Queue: s.specs[u.q].name, Payload: u.raw, RunAt: u.startedAt.Unix()})
-		work = append(work, k.(string), string(raw))
-		busy++
-		return true
-	})
-	processed, failed := s.stats.take()
-	quiet := "false"
-	if s.isQuiet() {
-		quiet = "true"
+// displayPayload is a bounded stand-in for a payload too big to copy: its identifying
+// fields cut to 1 KB each, and as its only argument the start of its arguments' JSON.
+func displayPayload(job *Job, size int) []byte {
+	if job == nil {
+		return []byte(`{"class":"Ferry::InvalidPayload","args":[]}`)
 	}
-	ttl := s.cfg.ProcessTTL
-	var signal *redis.StringCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		queueStats(ctx, p, s.keys, now, processed, failed)
-		for _, key := range []string{s.keys.work(s.identity), s.keys.workers(s.identity)} {
-			p.Del(ctx, key)
-			if len(work) > 0 {
-				p.HSet(ctx, key, work...)
-				p.Expire(ctx, key, ttl)
-			}
-		}
-		p.SAdd(ctx, s.keys.processes(), s.identity)
-		p.HSet(ctx, s.keys.process(s.identity),
-			"info", h.info,
-			"busy", busy,
-			"beat", string(jsonwire.AppendFloat(nil, epochSeconds(now))),
-			"quiet", quiet,
-			"rss", rssKB(),
-			"rtt_us", rtt.Microseconds(),
-			"concurrency", s.cfg.Concurrency,
-		)
-		p.Expire(ctx, s.keys.process(s.identity), ttl)
-		p.HSet(ctx, s.keys.inprogressIndex(), s.inProgressFields()...)
-		signal = p.RPop(ctx, s.keys.signals(s.identity))
-		return nil
-	})
-	if err != nil && err != redis.Nil {
-		s.stats.giveBack(processed, failed)
-		s.observers.redisError("heartbeat", err)
-		return err
+	short := &Job{
+		Class: logcap.Cut(job.Class, 1024), JID: logcap.Cut(job.JID, 1024), Queue: logcap.Cut(job.Queue, 1024),
+		Wrapped: logcap.Cut(job.Wrapped, 1024), Retry: job.Retry, CreatedAt: job.CreatedAt, EnqueuedAt: job.EnqueuedAt,
+		RetryCount: job.RetryCount, FailedAt: job.FailedAt,
 	}
-	s.lastBeat.Store(time.Now().UnixNano())
-	if sig, err := signal.Result(); err == nil {
-		h.handleSignal(sig)
-	}
-	return nil
+	args := logcap.Cut(string(job.Args), workEntryMax/2)
+	short.Args = jsonwire.AppendString([]byte{'['}, args)
+	short.Args = append(short.Args, ']')
+	_ = short.Set("ferry_truncated", size)
+	return short.AppendJSON(nil, TimeSeconds)
 }
 
 func (h *heartbeat) handleSignal(sig string) {
-	s := h.s
 	switch sig {
-	case "TSTP":
-		s.log.Info("remote signal TSTP: quieting")
-		s.Quiet()
-	case "TERM", "INT":
-		s.log.Info("remote signal " + sig + ": stopping")
-		s.Quiet()
-		s.requestStop()
+	case "TSTP", "TERM", "INT":
+		h.log.Info("remote signal " + sig)
+		h.onSignal(sig)
 	case "TTIN":
 		buf := make([]byte, 1<<20)
 		n := runtime.Stack(buf, true)
-		s.log.Info("remote signal TTIN: goroutine dump", zap.String("goroutines", string(buf[:n])))
+		h.log.Info("remote signal TTIN: goroutine dump", zap.String("goroutines", string(buf[:n])))
 	default:
-		s.log.Info("ignoring unknown remote signal", zap.String("signal", sig))
+		h.log.Info("ignoring unknown remote signal", logcap.String("signal", sig))
 	}
-}
-
-// clear removes the process from the Web UI on a clean stop: out of the processes set,
-// running jobs deleted. The process hash expires by itself, as Sidekiq leaves it.
-func (h *heartbeat) clear(ctx context.Context) error {
-	s := h.s
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SRem(ctx, s.keys.processes(), s.identity)
-		p.Del(ctx, s.keys.work(s.identity), s.keys.workers(s.identity))
-		p.HSet(ctx, s.keys.process(s.identity), "quiet", "true", "busy", 0)
-		return nil
-	})
-	return err
 }
 
 // rssKB reads the resident set size from /proc (0 where there is none).

@@ -491,9 +491,9 @@ func (j *Job) Clone() *Job {
 	return &c
 }
 
-// Dead reports whether the job goes to the dead set when its retries are exhausted: true
-// unless the payload says "dead": false.
-func (j *Job) Dead() bool {
+// BuryOnFailure reports whether the job goes to the dead set when its retries are
+// exhausted: true unless the payload says "dead": false (then it is dropped).
+func (j *Job) BuryOnFailure() bool {
 	return string(j.Extra["dead"]) != "false"
 }
 

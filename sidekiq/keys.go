@@ -44,13 +44,19 @@ func (k keyspace) statFailedOn(day time.Time) string {
 }
 
 // Ferry's own keys live under "ferry:" so they cannot collide with Sidekiq's or Sidekiq
-// Pro's (which uses "queue:sq|..." for its private queues).
+// Pro's (which uses "queue:sq|..." for its private queues). No part of any key is taken
+// from a job payload: queue keys come from Config.Queues or, for retries and scheduled
+// jobs, from the payload's "queue" appended after the fixed "queue:" prefix, so a payload
+// can name a queue but never a key outside the queue keyspace.
 
-// inprogress is the reliable-fetch list holding the jobs one process took from one queue.
-func (k keyspace) inprogress(identity, queue string) string {
-	return k.prefix + "ferry:inprogress:" + identity + ":" + queue
-}
+// inflight is the hash holding the jobs one process has taken (see scripts.go).
+func (k keyspace) inflight(identity string) string { return k.prefix + "ferry:inflight:" + identity }
 
-// inprogressIndex is the set of in-progress list names of every Ferry process, which the
-// recoverer scans.
-func (k keyspace) inprogressIndex() string { return k.prefix + "ferry:inprogress" }
+// inflightIndex names every Ferry process's in-flight hash (field: the hash's key, value:
+// the owner's identity); recoverers read it.
+func (k keyspace) inflightIndex() string { return k.prefix + "ferry:inflight" }
+
+// legacyIndex is the index of the in-progress lists Ferry wrote before the in-flight
+// hash (one list per process and queue); recoverers still empty the lists of processes
+// that died before an upgrade.
+func (k keyspace) legacyIndex() string { return k.prefix + "ferry:inprogress" }

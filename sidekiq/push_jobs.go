@@ -149,11 +149,7 @@ func (c *Client) evalPushes(ctx context.Context, sends []pendingPush, full bool)
 	_, _ = c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for k := range sends {
 			s := &sends[k]
-			if full {
-				s.cmd = guardedPushScript.Eval(ctx, p, s.keys, s.args...)
-			} else {
-				s.cmd = guardedPushScript.EvalSha(ctx, p, s.keys, s.args...)
-			}
+			s.cmd = guardedPushScript.queue(ctx, p, !full, s.keys, s.args...)
 		}
 		return nil
 	})

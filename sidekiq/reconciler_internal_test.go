@@ -2,6 +2,7 @@ package sidekiq
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -10,9 +11,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// TestReconcilerReturnsStrandedJobs: an entry in this process's in-progress list that the
-// process does not hold (a fetch whose reply was lost) is pushed back and run, once; a job
-// the process holds and is running is left alone however many checks pass.
+// TestReconcilerReturnsStrandedJobs: an entry in this process's in-flight hash that the
+// process does not hold (a fetch whose reply was lost without an error) is pushed back and
+// run, once; a job the process holds and is running is left alone however many checks
+// pass.
 func TestReconcilerReturnsStrandedJobs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -40,17 +42,16 @@ func TestReconcilerReturnsStrandedJobs(t *testing.T) {
 	}))
 	startForTest(t, srv)
 
-	// A held job: running, so in the in-progress list and held.
+	// A held job: running, so in the in-flight hash and held.
 	if _, err := NewClient(rdb, nil).Push(ctx, "Slow", nil, JID("held0000000000000000000a")); err != nil {
 		t.Fatal(err)
 	}
 	<-started
-	// A stranded job: in the list, never dispatched.
+	// A stranded job: in the hash under a seq no fetch of this process will use soon.
 	stranded := `{"class":"Quick","args":[],"jid":"strand00000000000000000b","queue":"default","retry":true,"created_at":1700000000.0,"enqueued_at":1700000000.0}`
-	if err := rdb.LPush(ctx, srv.pkeys[0], stranded).Err(); err != nil {
+	if err := rdb.HSet(ctx, srv.store.inflight, fieldFor(1<<40, "default"), stranded).Err(); err != nil {
 		t.Fatal(err)
 	}
-	srv.reconcile.markSuspect()
 
 	deadline := time.Now().Add(10 * time.Second)
 	select {
@@ -58,20 +59,19 @@ func TestReconcilerReturnsStrandedJobs(t *testing.T) {
 	case <-time.After(time.Until(deadline)):
 		t.Fatal("the stranded job was not pushed back and run")
 	}
-	// Many more checks while the held job still runs: it must stay where it is, unrun again.
-	for want := srv.reconcile.checks.Load() + 5; srv.reconcile.checks.Load() < want; {
-		srv.reconcile.markSuspect()
+	// More checks while the held job still runs: it must stay where it is, unrun again.
+	for want := srv.reconciler.checks.Load() + 5; srv.reconciler.checks.Load() < want; {
 		if time.Now().After(deadline) {
 			t.Fatal("the reconciler stopped checking")
 		}
 		time.Sleep(time.Millisecond)
 	}
-	list, err := rdb.LRange(ctx, srv.pkeys[0], 0, -1).Result()
+	fields, err := rdb.HKeys(ctx, srv.store.inflight).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 1 {
-		t.Fatalf("in-progress list holds %d entries, want the running job only: %q", len(list), list)
+	if len(fields) != 1 {
+		t.Fatalf("in-flight hash holds %d entries, want the running job only: %q", len(fields), fields)
 	}
 	if n := rdb.LLen(ctx, "queue:default").Val(); n != 0 {
 		t.Fatalf("queue holds %d jobs: a held job was pushed back", n)
@@ -84,15 +84,15 @@ func TestReconcilerReturnsStrandedJobs(t *testing.T) {
 	}
 }
 
-// TestFetchRegistersInProgressList: a recoverer that took this process for dead (its
-// heartbeat came late) drops its in-progress lists from the index; the next fetch that
-// puts a job in a list registers the list again at once, not at the next heartbeat, so a
-// crash in between cannot leave jobs where no recoverer looks.
-func TestFetchRegistersInProgressList(t *testing.T) {
+// TestFetchRegistersInflightHash: a recoverer that took this process for dead (its
+// heartbeat came late) drops its in-flight hash from the index; the next fetch that puts
+// a job in the hash registers it again at once, not at the next heartbeat, so a crash in
+// between cannot leave jobs where no recoverer looks.
+func TestFetchRegistersInflightHash(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
-	// Heartbeats far apart: only a fetch can put the list back in the index in time.
+	// Heartbeats far apart: only a fetch can put the hash back in the index in time.
 	srv, rdb := embeddedServer(t, &Config{Concurrency: 2, HeartbeatInterval: time.Hour, FetchTimeout: time.Second})
 	started := make(chan string, 2)
 	release := make(chan struct{})
@@ -103,10 +103,10 @@ func TestFetchRegistersInProgressList(t *testing.T) {
 	}))
 	startForTest(t, srv)
 	t.Cleanup(func() { close(release) }) // before the stop: cleanups run last-in first-out
-	index := srv.keys.inprogressIndex()
+	index := srv.keys.inflightIndex()
 	for i := 0; i < 2; i++ {
 		// What a recoverer does to a process it takes for dead.
-		if err := rdb.HDel(ctx, index, srv.pkeys[0]).Err(); err != nil {
+		if err := rdb.HDel(ctx, index, srv.store.inflight).Err(); err != nil {
 			t.Fatal(err)
 		}
 		jid, err := NewClient(rdb, nil).Push(ctx, "W", nil)
@@ -116,32 +116,90 @@ func TestFetchRegistersInProgressList(t *testing.T) {
 		if got := <-started; got != jid {
 			t.Fatalf("started %s, want %s", got, jid)
 		}
-		if owner := rdb.HGet(ctx, index, srv.pkeys[0]).Val(); owner != srv.owners[0] {
-			t.Fatalf("job %d running, but its in-progress list is not in the index (owner %q)", i, owner)
+		if owner := rdb.HGet(ctx, index, srv.store.inflight).Val(); owner != srv.identity {
+			t.Fatalf("job %d running, but the in-flight hash is not in the index (owner %q)", i, owner)
 		}
 	}
 }
 
-// TestReconcilerChecksWithoutSuspicion: a stranded entry is found even when no error was
-// seen (go-redis retried the fetch whose reply was lost, and the retry succeeded).
-func TestReconcilerChecksWithoutSuspicion(t *testing.T) {
+// TestAdoptTakesExactlyTheLostFetch: after a fetch whose reply was lost, the fetcher
+// adopts exactly the entries that call wrote (its seqs), and the reconciler leaves them
+// alone while the fetch is pending.
+func TestAdoptTakesExactlyTheLostFetch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	srv, rdb := embeddedServer(t, &Config{Concurrency: 1, HeartbeatInterval: 10 * time.Millisecond, FetchTimeout: 50 * time.Millisecond})
-	ran := make(chan string, 1)
-	srv.Handle("Quick", HandlerFunc(func(_ context.Context, j *Job) error { ran <- j.JID; return nil }))
-	startForTest(t, srv)
-	stranded := `{"class":"Quick","args":[],"jid":"strand00000000000000000c","queue":"default","retry":true,"created_at":1700000000.0,"enqueued_at":1700000000.0}`
-	if err := rdb.LPush(ctx, srv.pkeys[0], stranded).Err(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case jid := <-ran:
-		if jid != "strand00000000000000000c" {
-			t.Fatalf("ran %s", jid)
+	srv, rdb := embeddedServer(t, &Config{Queues: []string{"a", "b"}})
+	srv.build()
+	base := srv.reg.reserve(5)
+	other := fieldFor(base+99, "a") // not this fetch's
+	for _, f := range []string{fieldFor(base+1, "a"), fieldFor(base+2, "b"), other} {
+		if err := rdb.HSet(ctx, srv.store.inflight, f, `{"class":"X","args":[]}`).Err(); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the stranded job was not found without a failed fetch")
+	}
+	fields, _ := rdb.HKeys(ctx, srv.store.inflight).Result()
+	if strays := srv.reg.unheld(fields); len(strays) != 1 || strays[0] != other {
+		t.Fatalf("unheld while pending = %q, want only %q", strays, other)
+	}
+	units := srv.fetcher.adopt(ctx, base, base+5, errors.New("lost"))
+	if len(units) != 2 {
+		t.Fatalf("adopted %d jobs, want 2", len(units))
+	}
+	for _, u := range units {
+		if srv.Queues()[u.q] != map[uint64]string{base + 1: "a", base + 2: "b"}[u.seq] {
+			t.Errorf("unit %d in queue %d", u.seq, u.q)
+		}
+	}
+}
+
+// TestDecide covers every outcome of decide without Redis.
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1795352598, 0)
+	fail := errors.New("boom")
+	fixed := func(int, error, *Job) time.Duration { return time.Minute }
+	tests := []struct {
+		name     string
+		payload  string
+		err      error
+		stopping bool
+		opts     *handlerOptions
+		want     Outcome
+		at       time.Time
+		failed   bool
+	}{
+		{"success", `{"class":"A","args":[]}`, nil, false, nil, OutcomeSucceeded, time.Time{}, false},
+		{"stop cancelled", `{"class":"A","args":[]}`, context.Canceled, true, nil, OutcomeRequeued, time.Time{}, false},
+		{"cancelled otherwise fails", `{"class":"A","args":[]}`, context.Canceled, false, nil, OutcomeRetried, now.Add(time.Minute), true},
+		{"retry in", `{"class":"A","args":[]}`, RetryIn(time.Hour, nil), false, nil, OutcomeRescheduled, now.Add(time.Hour), false},
+		{"retry in capped", `{"class":"A","args":[]}`, RetryIn(1<<62, nil), false, nil, OutcomeRescheduled, now.Add(maxRetryDelay), false},
+		{"first failure", `{"class":"A","args":[]}`, fail, false, nil, OutcomeRetried, now.Add(time.Minute), true},
+		{"retry false", `{"class":"A","args":[],"retry":false}`, fail, false, nil, OutcomeDropped, now, true},
+		{"retry 0", `{"class":"A","args":[],"retry":0}`, fail, false, nil, OutcomeDead, now, true},
+		{"exhausted", `{"class":"A","args":[],"retry":2,"retry_count":1}`, fail, false, nil, OutcomeDead, now, true},
+		{"dead false", `{"class":"A","args":[],"retry":0,"dead":false}`, fail, false, nil, OutcomeDropped, now, true},
+		{"discard", `{"class":"A","args":[]}`, Discard(fail), false, nil, OutcomeDead, now, true},
+		{"handler max retries", `{"class":"A","args":[],"retry_count":1}`, fail, false, &handlerOptions{maxRetries: 2}, OutcomeDead, now, true},
+		{"handler delay", `{"class":"A","args":[]}`, fail, false, &handlerOptions{maxRetries: -1,
+			retryDelay: func(int, error, *Job) time.Duration { return time.Second }}, OutcomeRetried, now.Add(time.Second), true},
+		{"payload max beats handler", `{"class":"A","args":[],"retry":5,"retry_count":3}`, fail, false, &handlerOptions{maxRetries: 1}, OutcomeRetried, now.Add(time.Minute), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			job, err := ParseJobString(tt.payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := decide(decideInput{job: job, queue: "q", err: tt.err, stopping: tt.stopping, opts: tt.opts,
+				policy: &failurePolicy{maxRetries: 3, retryDelay: fixed}, now: now})
+			if d.outcome != tt.want || !d.at.Equal(tt.at) || d.failed != tt.failed {
+				t.Fatalf("decide = %v at %v failed %v, want %v at %v failed %v", d.outcome, d.at, d.failed, tt.want, tt.at, tt.failed)
+			}
+			if (d.outcome == OutcomeRetried || d.outcome == OutcomeDead || d.outcome == OutcomeRescheduled) != (d.payload != nil) {
+				t.Fatalf("payload %q for %v", d.payload, d.outcome)
+			}
+		})
 	}
 }
 

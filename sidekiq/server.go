@@ -6,14 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/ferryhq/ferry/internal/logcap"
 )
 
 // Server runs jobs from Sidekiq queues with Go handlers, beside (or instead of) Ruby
@@ -22,6 +22,10 @@ import (
 //
 // Register handlers and middleware, then Run (or Start and later Stop). A Server runs once;
 // make a new one to run again.
+//
+// Inside, a Server wires components that each own their state (see doc.go): a store that
+// alone talks to Redis, an in-flight register of the jobs it holds, and a fetcher,
+// executor, completer, heartbeat, scheduler, recoverer and reconciler.
 type Server struct {
 	rdb      redis.UniversalClient
 	cfg      Config
@@ -33,17 +37,12 @@ type Server struct {
 	client   *Client
 	cfgErr   error
 
-	mu       sync.Mutex // guards handlers, runMW and state transitions
-	handlers map[string]*handlerEntry
-	runMW    []RunMiddleware
-	started  bool
-
-	startedAt time.Time
-	order     *queueOrder
-	orderMu   sync.Mutex
-	qkeys     []string // queue:<q> per spec
-	pkeys     []string // in-progress list per spec
-	owners    []string // in-progress index value (process and queue) per spec
+	mu        sync.Mutex // guards registration and the started flag
+	handlers  map[string]*handlerEntry
+	runMW     []RunMiddleware
+	services  []Service
+	observers observers
+	started   bool
 
 	quietOnce sync.Once
 	quietCh   chan struct{}
@@ -54,42 +53,24 @@ type Server struct {
 	done      chan struct{}
 	stopErr   error
 
-	bgCtx     context.Context // cancelled when background loops must end
-	bgCancel  context.CancelFunc
-	jobCtx    context.Context // parent of handler contexts; cancelled at the shutdown deadline
-	jobCancel context.CancelFunc
-
-	work        chan *unit
-	workers     sync.WaitGroup
-	fetchers    sync.WaitGroup
-	bg          sync.WaitGroup
-	outstanding atomic.Int64
-	avgJobNanos atomic.Int64 // moving average of job run time, for prefetch
-	queueBusy   []atomic.Int64
-	freed       chan struct{}
-
-	running   sync.Map     // tid -> *unit
-	lastBeat  atomic.Int64 // unix nanoseconds of the last heartbeat written
-	services  []Service
-	observers observers
-	stats     stats
-	acker     *acker
-	heartbeat *heartbeat
-	reconcile *reconciler
-}
-
-// unit is one fetched job on its way through the server.
-type unit struct {
-	q         int    // index into specs
-	raw       string // exact bytes, for ack and requeue
-	tid       string
-	startedAt time.Time
-	abandoned atomic.Bool // set when shutdown gave up on it: its outcome is ignored
+	runMu      sync.Mutex // held by Start while it builds and starts the components
+	running    bool       // Start succeeded (under runMu)
+	bgCancel   context.CancelFunc
+	stats      stats
+	store      *store
+	reg        *register
+	exec       *executor
+	completer  *completer
+	fetcher    *fetcher
+	heartbeat  *heartbeat
+	scheduler  *scheduler
+	recoverer  *recoverer
+	reconciler *reconciler
 }
 
 // NewServer returns a Server working the queues of cfg on rdb. A nil cfg means every
-// default. Configuration errors (a weight ≤ 0 in weighted mode, say) are reported by Start
-// and Run.
+// default. A configuration error (see Config.Validate) is reported by Start and Run; call
+// cfg.Validate first to report it earlier.
 func NewServer(rdb redis.UniversalClient, cfg *Config) *Server {
 	c, specs, mode, err := cfg.withDefaults()
 	s := &Server{
@@ -104,7 +85,6 @@ func NewServer(rdb redis.UniversalClient, cfg *Config) *Server {
 		quietCh:  make(chan struct{}),
 		stopReq:  make(chan struct{}),
 		done:     make(chan struct{}),
-		freed:    make(chan struct{}, 1),
 	}
 	s.identity = fmt.Sprintf("%s:%d:%s", c.Hostname, os.Getpid(), randomHex(6))
 	s.log = s.log.With(zap.String("identity", s.identity))
@@ -140,9 +120,9 @@ func (s *Server) Handle(class string, h Handler, opts ...HandleOption) {
 	if _, dup := s.handlers[class]; dup {
 		panic(fmt.Sprintf("sidekiq: a handler for %q is already registered", class))
 	}
-	e := &handlerEntry{h: h}
+	e := &handlerEntry{h: h, opts: handlerOptions{maxRetries: -1}}
 	for _, o := range opts {
-		o.applyHandle(e)
+		o.applyHandle(&e.opts)
 	}
 	s.handlers[class] = e
 }
@@ -173,85 +153,106 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.started = true
 	s.mu.Unlock()
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	s.build()
 
-	s.startedAt = s.cfg.Clock.Now()
-	s.order = newQueueOrder(s.specs, s.mode, mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())))
-	s.qkeys = make([]string, len(s.specs))
-	s.pkeys = make([]string, len(s.specs))
-	s.owners = make([]string, len(s.specs))
-	for i, q := range s.specs {
-		s.qkeys[i] = s.keys.queue(q.name)
-		s.pkeys[i] = s.keys.inprogress(s.identity, q.name)
-		s.owners[i] = inProgressOwner(s.identity, q.name)
-	}
-	s.queueBusy = make([]atomic.Int64, len(s.specs))
-	s.work = make(chan *unit, s.cfg.Concurrency+s.cfg.Prefetch+len(s.specs)+1)
-	s.bgCtx, s.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.jobCtx, s.jobCancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.acker = newAcker(s)
-	s.reconcile = newReconciler(s)
-	s.heartbeat = newHeartbeat(s)
-
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.bgCancel = cancel
 	// Be alive before holding anything: the first beat writes the process record that
-	// keeps other processes' recoverers away from our in-progress lists.
+	// keeps other processes' recoverers away from our in-flight hash.
 	if err := s.heartbeat.beat(ctx); err != nil {
+		cancel()
 		return fmt.Errorf("sidekiq: first heartbeat: %w", err)
 	}
-	if err := s.registerInProgress(ctx); err != nil {
-		return fmt.Errorf("sidekiq: registering in-progress lists: %w", err)
+	if err := s.store.registerInflight(ctx); err != nil {
+		cancel()
+		_ = s.store.unregister(context.WithoutCancel(ctx))
+		return fmt.Errorf("sidekiq: registering the in-flight hash: %w", err)
 	}
-	for i := 0; i < s.cfg.Concurrency; i++ {
-		s.workers.Add(1)
-		go s.worker(fmt.Sprintf("%s%d", randomHex(2), i))
-	}
-	s.fetchers.Add(1)
-	go s.fetchLoop()
-	s.goBackground(s.acker.loop)
-	s.goBackground(s.heartbeat.loop)
-	s.goBackground(s.recoverLoop)
-	s.goBackground(s.reconcile.loop)
-	s.goBackground(s.scheduleLoop)
+	s.completer.start(bg)
+	s.exec.start(ctx, s.cfg.Concurrency)
+	s.fetcher.start(bg)
+	s.heartbeat.start(bg)
+	s.scheduler.start(bg)
+	s.recoverer.start(bg)
+	s.reconciler.start(bg)
 	if err := s.startServices(ctx); err != nil {
 		s.services = nil // startServices stopped the ones it started
+		s.stopMu.Lock()
+		s.stopped = true
+		s.stopMu.Unlock()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 		defer cancel()
-		_ = s.Stop(sctx)
+		_ = s.shutdown(sctx)
+		_ = s.store.unregister(sctx)
+		s.stopErr = err
+		close(s.done)
 		return err
 	}
+	s.running = true
 	s.log.Info("ferry server started",
 		zap.Int("concurrency", s.cfg.Concurrency),
 		zap.String("queue_mode", s.mode.String()),
-		zap.Strings("queues", s.queueNames()))
+		zap.Strings("queues", s.Queues()))
 	return nil
 }
 
-func (s *Server) goBackground(f func()) {
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		f()
-	}()
+// build makes the components, wired to each other.
+func (s *Server) build() {
+	c := &s.cfg
+	names := s.Queues()
+	s.store = newStore(s.rdb, s.keys, s.identity, s.specs)
+	s.reg = newRegister(len(s.specs), c.PrefetchBytes)
+	jobLog := newJobLogger(s.log)
+	s.completer = newCompleter(completerParams{
+		store: s.store, reg: s.reg, stats: &s.stats, observers: s.observers, log: jobLog,
+		onDeath: c.OnDeath, deadMax: c.DeadMaxJobs, deadTimeout: c.DeadTimeout, clock: c.Clock, names: names,
+		buffer: 4*c.Concurrency + 16,
+	})
+	s.exec = newExecutor(executorParams{
+		reg: s.reg, completer: s.completer, handlers: s.handlers, runMW: s.runMW, names: names,
+		identity: s.identity, clock: c.Clock, concurrency: c.Concurrency, quiet: s.quietCh,
+		policy:  failurePolicy{maxRetries: c.MaxRetries, retryDelay: c.RetryDelay, format: c.TimeFormat},
+		observe: func(d time.Duration) { s.fetcher.observeDuration(d) },
+		buffer:  c.Concurrency + c.Prefetch + 1,
+	})
+	s.fetcher = newFetcher(fetcherParams{
+		store: s.store, reg: s.reg, exec: s.exec, specs: s.specs, mode: s.mode, log: s.log,
+		observers: s.observers, quiet: s.quietCh, concurrency: c.Concurrency, prefetch: c.Prefetch,
+		prefetchBytes: c.PrefetchBytes, fetchTimeout: c.FetchTimeout,
+	})
+	startedAt := c.Clock.Now()
+	s.heartbeat = newHeartbeat(heartbeatParams{
+		store: s.store, reg: s.reg, stats: &s.stats, log: s.log, jobLog: jobLog, observers: s.observers,
+		clock: c.Clock, info: processInfo(c, s.identity, startedAt, s.specs, s.mode), concurrency: c.Concurrency,
+		ttl: c.ProcessTTL, interval: c.HeartbeatInterval, names: names, isQuiet: s.isQuiet, onSignal: s.onSignal,
+	})
+	s.scheduler = newScheduler(s.store, s.keys, s.log, s.observers, c.Clock, c.TimeFormat, c.PollInterval, s.quietCh)
+	s.recoverer = newRecoverer(s.store, s.log, s.observers, s.identity, c.RecoverInterval)
+	s.reconciler = newReconciler(s.store, s.reg, s.log, s.observers, reconcileEvery*c.HeartbeatInterval, s.quietCh)
 }
 
 // Queues returns the names of the queues the server works, in the order of Config.Queues.
-func (s *Server) Queues() []string { return s.queueNames() }
-
-// Ready reports whether the server is started, not quiet, and wrote a heartbeat within
-// the last ProcessTTL: what a readiness probe asks.
-func (s *Server) Ready() bool {
-	last := s.lastBeat.Load()
-	if last == 0 || s.isQuiet() {
-		return false
-	}
-	return time.Since(time.Unix(0, last)) < s.cfg.ProcessTTL
-}
-
-func (s *Server) queueNames() []string {
+func (s *Server) Queues() []string {
 	out := make([]string, len(s.specs))
 	for i, q := range s.specs {
 		out[i] = q.name
 	}
 	return out
+}
+
+// Ready reports whether the server is started, not quiet, and wrote a heartbeat within
+// the last ProcessTTL: what a readiness probe asks.
+func (s *Server) Ready() bool {
+	s.runMu.Lock()
+	running := s.running
+	s.runMu.Unlock()
+	if !running || s.isQuiet() {
+		return false
+	}
+	last := s.heartbeat.lastBeat.Load()
+	return last != 0 && time.Since(time.Unix(0, last)) < s.cfg.ProcessTTL
 }
 
 // Quiet stops fetching new jobs (and polling the schedule) while running jobs finish, as
@@ -273,22 +274,31 @@ func (s *Server) isQuiet() bool {
 	}
 }
 
+// onSignal acts on a remote signal read by the heartbeat.
+func (s *Server) onSignal(sig string) {
+	s.Quiet()
+	if sig == "TERM" || sig == "INT" {
+		s.stopOnce.Do(func() { close(s.stopReq) })
+	}
+}
+
 // StopRequested is closed when a stop was asked for from outside (the Web UI's Stop button,
 // Sidekiq::Process#stop!). Run handles it; users of Start should call Stop when it closes.
 func (s *Server) StopRequested() <-chan struct{} { return s.stopReq }
-
-func (s *Server) requestStop() {
-	s.stopOnce.Do(func() { close(s.stopReq) })
-}
 
 // Done is closed when the server has stopped.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
 // Stop shuts the server down: it quiets, waits for running jobs until ctx ends, then
-// cancels their contexts, gives them a moment to return, pushes every unfinished and
+// cancels their contexts, gives them a moment (3 s) to return, pushes every unfinished and
 // fetched-but-unstarted job back to the head of its queue, and removes the process from the
-// Web UI. It returns ctx's error if jobs had to be cancelled. Calling Stop again waits for
-// the first call to finish.
+// Web UI. It returns ctx's error if jobs had to be cancelled.
+//
+// Stop returns by ctx's deadline plus a few seconds (the 3 s handlers get after their
+// cancellation, and 2 s for the last writes) even when Redis hangs: what it could not
+// write then (outcomes of finished jobs, the push back) stays in this process's in-flight
+// hash, where a recoverer finds it once the process record expires (Config.ProcessTTL).
+// Calling Stop again waits for the first call to finish.
 func (s *Server) Stop(ctx context.Context) error {
 	s.stopMu.Lock()
 	if s.stopped {
@@ -298,10 +308,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.stopped = true
 	s.stopMu.Unlock()
-	s.mu.Lock()
-	started := s.started
-	s.mu.Unlock()
-	if !started {
+	s.runMu.Lock() // a Start in progress finishes first
+	running := s.running
+	s.runMu.Unlock()
+	if !running {
 		close(s.done)
 		return nil
 	}
@@ -310,9 +320,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	return s.stopErr
 }
 
-// hardShutdownGrace is how long cancelled handlers get to return before their jobs are
-// requeued regardless (Sidekiq gives its threads 3 s).
-const hardShutdownGrace = 3 * time.Second
+// finalGrace is how long the Redis work after the jobs (their outcomes, the push back, the
+// last heartbeat) may take beyond the stop's deadline.
+const finalGrace = 2 * time.Second
 
 func (s *Server) shutdown(ctx context.Context) error {
 	s.Quiet()
@@ -321,49 +331,66 @@ func (s *Server) shutdown(ctx context.Context) error {
 		s.log.Warn("a service did not stop cleanly", zap.Error(err))
 		result = err
 	}
-	s.fetchers.Wait() // fetches in flight come back within FetchTimeout
-	close(s.work)     // workers requeue what is left in the channel, then exit
-
-	workersDone := make(chan struct{})
-	go func() { s.workers.Wait(); close(workersDone) }()
-	select {
-	case <-workersDone:
-	case <-ctx.Done():
-		result = errors.Join(result, ctx.Err())
-		s.log.Warn("shutdown timeout reached: cancelling running jobs")
-		s.jobCancel()
-		select {
-		case <-workersDone:
-		case <-time.After(hardShutdownGrace):
-			s.running.Range(func(_, v any) bool {
-				u := v.(*unit)
-				u.abandoned.Store(true)
-				s.log.Warn("abandoning a job that ignored cancellation; it goes back to its queue",
-					zap.String("queue", s.specs[u.q].name))
-				return true
-			})
-		}
+	s.fetcher.stop(ctx)
+	s.exec.finishDispatch()
+	if err := s.exec.wait(ctx); err != nil {
+		s.log.Warn("shutdown timeout reached: running jobs were cancelled and go back to their queues")
+		result = errors.Join(result, err)
 	}
-	s.jobCancel()
 
-	// Background loops end; the acker flushes every pending ack before returning.
-	s.bgCancel()
-	s.bg.Wait()
-
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	fctx, cancel := finalContext(ctx)
 	defer cancel()
-	n, err := s.requeueOwn(cctx)
+	s.completer.stop(fctx)
+	s.scheduler.stop(fctx)
+	s.recoverer.stop(fctx)
+	s.reconciler.stop(fctx)
+	s.heartbeat.stop(fctx)
+	s.bgCancel()
+
+	var n int
+	err := bounded(fctx, func(ctx context.Context) (err error) {
+		n, err = s.store.returnAll(ctx)
+		return err
+	})
 	if err != nil {
-		s.log.Error("pushing unfinished jobs back failed; another process will recover them", zap.Error(err))
+		s.log.Error("pushing unfinished jobs back failed; a recoverer returns them once this process's record expires",
+			logcap.Error(err))
 		result = errors.Join(result, err)
 	} else if n > 0 {
 		s.log.Info("pushed unfinished jobs back to their queues", zap.Int("jobs", n))
 	}
-	if err := s.heartbeat.clear(cctx); err != nil {
-		s.log.Warn("removing the process record failed; it expires by itself", zap.Error(err))
+	if err := bounded(fctx, s.store.clearProcess); err != nil {
+		s.log.Warn("removing the process record failed; it expires by itself", logcap.Error(err))
 	}
 	s.log.Info("ferry server stopped")
 	return result
+}
+
+// finalContext bounds the Redis work of a stop after its jobs: ctx's own deadline plus
+// finalGrace (from now, if the deadline has passed), or 10 s without a deadline.
+func finalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	base := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(base, later(dl, time.Now()).Add(finalGrace))
+	}
+	return context.WithTimeout(base, 10*time.Second)
+}
+
+// waitDone waits for done until ctx ends, and reports whether done closed.
+func waitDone(ctx context.Context, done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // Run starts the server and blocks until ctx ends or a stop is asked for through Redis,

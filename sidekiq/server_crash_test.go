@@ -251,7 +251,7 @@ func crashCheckClean(t *testing.T, rdb redis.UniversalClient, queues ...string) 
 			t.Errorf("queue:%s still has %d jobs", q, n)
 		}
 	}
-	if keys := rdb.Keys(ctx, "ferry:inprogress*").Val(); len(keys) != 0 {
+	if keys := rdb.Keys(ctx, "ferry:inflight*").Val(); len(keys) != 0 {
 		t.Errorf("in-progress keys left: %v", keys)
 	}
 	for _, set := range []string{"retry", "dead", "schedule"} {
@@ -315,10 +315,10 @@ func TestCrashSIGKILLRecoversEveryJob(t *testing.T) {
 		crashKey("done", "victim"), crashKey("done", "survivor"))
 
 	identity := db.Client.Get(ctx, crashKey("identity", "victim")).Val()
-	inprogress := "ferry:inprogress:" + identity + ":" + queue
+	inflight := "ferry:inflight:" + identity
 	victim.signal(t, syscall.SIGKILL)
 	victim.wait(t, 10*time.Second)
-	frozen := db.Client.LLen(ctx, inprogress).Val()
+	frozen := db.Client.HLen(ctx, inflight).Val()
 	doneAtKill := db.Client.LLen(ctx, crashKey("done", "victim")).Val()
 	if doneAtKill >= n {
 		t.Fatalf("the victim finished all %d jobs before the kill; nothing was in flight", n)
@@ -337,15 +337,15 @@ func TestCrashSIGKILLRecoversEveryJob(t *testing.T) {
 		return n
 	}
 	qtWait(t, 15*time.Second, "the survivor to recover the victim's jobs", func() bool {
-		ok, err := db.Client.HExists(ctx, "ferry:inprogress", inprogress).Result()
+		ok, err := db.Client.HExists(ctx, "ferry:inflight", inflight).Result()
 		return err == nil && !ok && (frozen == 0 || recoveredJobs() > 0)
 	})
 	recovered := recoveredJobs()
 	if recovered == 0 {
-		t.Fatalf("the survivor recovered no job of the victim (frozen in-progress list held %d)", frozen)
+		t.Fatalf("the survivor recovered no job of the victim (frozen in-flight hash held %d)", frozen)
 	}
 	if frozen != 0 && int64(recovered) != frozen {
-		t.Errorf("survivor recovered %d jobs; the victim's in-progress list held %d at the kill", recovered, frozen)
+		t.Errorf("survivor recovered %d jobs; the victim's in-flight hash held %d at the kill", recovered, frozen)
 	}
 
 	qtWait(t, 30*time.Second, fmt.Sprintf("all %d jobs to finish", n), func() bool {
@@ -424,8 +424,8 @@ func TestCrashSIGTERMDrainsThenFreshWorkerFinishes(t *testing.T) {
 	if got := db.Client.LLen(ctx, "queue:"+queue).Val(); got != int64(n-len(done)) {
 		t.Errorf("queue holds %d jobs after the stop, want %d (pushed %d, ran %d)", got, n-len(done), n, len(done))
 	}
-	if db.Client.Exists(ctx, "ferry:inprogress:"+identity+":"+queue).Val() != 0 {
-		t.Error("the stopped worker's in-progress list still exists")
+	if db.Client.Exists(ctx, "ferry:inflight:"+identity).Val() != 0 {
+		t.Error("the stopped worker's in-flight hash still exists")
 	}
 	if db.Client.SIsMember(ctx, "processes", identity).Val() {
 		t.Error("the stopped worker is still in the processes set")
@@ -570,17 +570,17 @@ func TestCrashRecovererLeavesLiveProcessAlone(t *testing.T) {
 // one's lists out of the in-progress index (its heartbeat came late, so it looked dead),
 // the next heartbeat puts them back. Without that, jobs fetched afterwards would be lost
 // if the process then crashed: no recoverer would look at its lists.
-func TestHeartbeatReindexesInProgressLists(t *testing.T) {
+func TestHeartbeatReindexesInflightHash(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		srv := sidekiq.NewServer(rdb, &sidekiq.Config{Concurrency: 1, Queues: []string{"reindex"}, HeartbeatInterval: 20 * time.Millisecond})
 		startServer(t, srv)
-		list := "ferry:inprogress:" + srv.Identity() + ":reindex"
-		waitFor(t, "the list in the index", func() bool { return rdb.HExists(ctx, "ferry:inprogress", list).Val() })
+		hash := "ferry:inflight:" + srv.Identity()
+		waitFor(t, "the hash in the index", func() bool { return rdb.HExists(ctx, "ferry:inflight", hash).Val() })
 		// What a recoverer does to a process it believes dead.
 		rdb.Del(ctx, srv.Identity())
-		rdb.HDel(ctx, "ferry:inprogress", list)
-		waitFor(t, "the heartbeat to index the list again", func() bool { return rdb.HExists(ctx, "ferry:inprogress", list).Val() })
+		rdb.HDel(ctx, "ferry:inflight", hash)
+		waitFor(t, "the heartbeat to index the hash again", func() bool { return rdb.HExists(ctx, "ferry:inflight", hash).Val() })
 	})
 }

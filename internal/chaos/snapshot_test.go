@@ -42,11 +42,7 @@ func takeSnapshot(ctx context.Context, rdb redis.UniversalClient) (*snapshot, er
 		retry: map[string]member{}, dead: map[string]member{},
 		rawQueued: map[string]bool{}, rawDead: map[string]bool{}, queueLocks: map[string]string{},
 	}
-	addList := func(key string, into map[string]bool) error {
-		vals, err := rdb.LRange(ctx, key, 0, -1).Result()
-		if err != nil {
-			return fmt.Errorf("LRANGE %s: %w", key, err)
-		}
+	addValues := func(vals []string, into map[string]bool) {
 		for _, v := range vals {
 			var m member
 			if json.Unmarshal([]byte(v), &m) != nil || m.JID == "" {
@@ -55,6 +51,13 @@ func takeSnapshot(ctx context.Context, rdb redis.UniversalClient) (*snapshot, er
 			}
 			into[m.JID] = true
 		}
+	}
+	addList := func(key string, into map[string]bool) error {
+		vals, err := rdb.LRange(ctx, key, 0, -1).Result()
+		if err != nil {
+			return fmt.Errorf("LRANGE %s: %w", key, err)
+		}
+		addValues(vals, into)
 		return nil
 	}
 	queues, err := rdb.SMembers(ctx, "queues").Result()
@@ -66,14 +69,16 @@ func takeSnapshot(ctx context.Context, rdb redis.UniversalClient) (*snapshot, er
 			return nil, err
 		}
 	}
-	lists, err := rdb.HKeys(ctx, "ferry:inprogress").Result() // list name → owner
+	hashes, err := rdb.HKeys(ctx, "ferry:inflight").Result() // in-flight hash → owner
 	if err != nil {
-		return nil, fmt.Errorf("HKEYS ferry:inprogress: %w", err)
+		return nil, fmt.Errorf("HKEYS ferry:inflight: %w", err)
 	}
-	for _, l := range lists {
-		if err := addList(l, s.inprogress); err != nil {
-			return nil, err
+	for _, h := range hashes {
+		vals, err := rdb.HVals(ctx, h).Result()
+		if err != nil {
+			return nil, fmt.Errorf("HVALS %s: %w", h, err)
 		}
+		addValues(vals, s.inprogress)
 	}
 	addSet := func(key string, into func(m member, raw string)) error {
 		vals, err := rdb.ZRange(ctx, key, 0, -1).Result()

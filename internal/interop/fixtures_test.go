@@ -362,7 +362,7 @@ func checkFixture(t *testing.T, fx fixture, j *sidekiq.Job) {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got.UTC(), tc.want.UTC())
 		}
 	}
-	if got := j.Dead(); got != fx.dead {
+	if got := j.BuryOnFailure(); got != fx.dead {
 		t.Errorf("Dead() = %v, want %v", got, fx.dead)
 	}
 	bt, err := j.ErrorBacktrace()

@@ -350,8 +350,8 @@ puts JSON.generate({"pushed" => pushed, "records" => records, "now" => Time.now.
 	if r := byName("set_retry_false").Retry; r.Enabled() {
 		t.Errorf(`"retry":false read as Enabled`)
 	}
-	if j := byName("sidekiq_options"); j.RetryQueue != "low" || j.Dead() {
-		t.Errorf("sidekiq_options: RetryQueue %q, Dead() %v; want low, false", j.RetryQueue, j.Dead())
+	if j := byName("sidekiq_options"); j.RetryQueue != "low" || j.BuryOnFailure() {
+		t.Errorf("sidekiq_options: RetryQueue %q, BuryOnFailure() %v; want low, false", j.RetryQueue, j.BuryOnFailure())
 	}
 	if j := byName("bulk_at_0"); j.Queue != "bulk" {
 		t.Errorf("push_bulk with queue bulk: Queue %q", j.Queue)

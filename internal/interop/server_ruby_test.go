@@ -232,7 +232,7 @@ puts JSON.generate(jids)
 	if l := db.Client.LLen(ctx, "queue:shared").Val(); l != 0 {
 		t.Errorf("queue:shared still holds %d jobs", l)
 	}
-	if keys := db.Client.Keys(ctx, "ferry:inprogress*").Val(); len(keys) != 0 {
+	if keys := db.Client.Keys(ctx, "ferry:inflight*").Val(); len(keys) != 0 {
 		t.Errorf("in-progress keys left: %v", keys)
 	}
 	for _, set := range []string{"retry", "dead"} {

@@ -89,6 +89,17 @@ func (s *Server) AOFRepairs() int {
 	return s.repairs
 }
 
+// PID returns the server's process id, or 0 when it is not running: for tests that stop
+// and continue it (SIGSTOP, SIGCONT) to make Redis hang.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return 0
+	}
+	return s.proc.Pid
+}
+
 // Running reports whether the server process is up (it may not accept commands yet).
 func (s *Server) Running() bool {
 	s.mu.Lock()

@@ -41,7 +41,7 @@ class FerryQueueLock
     end
   end
 
-  # The guarded-push script, byte-identical to sidekiq.GuardedPushLua in Go (a Go test
+  # The guarded-push script, byte-identical to guardedPushLua in Ferry's sidekiq/scripts.go (a Go test
   # checks this). KEYS: list or schedule, queues, lock key. ARGV: payload, queue, score
   # ("" = now), jid, TTL in ms, flags ("r" reentrant, "x" replace).
   SCRIPT = <<'LUA'
