@@ -106,7 +106,7 @@ nothing.`,
 					return err
 				}
 				ctx := cmd.Context()
-				where := setWord(src)
+				where := "the " + setWord(src) + " set"
 				if queue != "" {
 					where = "queue " + queue
 				}
@@ -273,7 +273,7 @@ func (a *app) printResult(k actKind, from, where string, dryRun bool, res *api.R
 	dest := ""
 	switch k.action {
 	case api.ActionRetry:
-		dest = " onto their queues"
+		dest = plural(res.Done, " onto its queue", " onto their queues")
 	case api.ActionKill:
 		dest = " to the dead set"
 	}

@@ -117,7 +117,7 @@ func newSetListCmd(k setKind) func(*app) *cobra.Command {
 				if err := l.close(k.use, total, lf.filtered()); err != nil {
 					return err
 				}
-				return missingJIDs(lf.jids, found, string(k.set))
+				return missingJIDs(lf.jids, found, "the "+setWord(k.set)+" set")
 			},
 		}
 		lf.register(cmd, "entries")

@@ -206,3 +206,28 @@ func cleanAll(ss []string) []string {
 	}
 	return out
 }
+
+// UnmarshalJSON reads float seconds (ferry's own --json output, for scripts in Go).
+func (s *seconds) UnmarshalJSON(b []byte) error {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return err
+	}
+	*s = seconds(time.Duration(f * float64(time.Second)))
+	return nil
+}
+
+// UnmarshalJSON reads an RFC 3339 time or null.
+func (t *jsonTime) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*t = jsonTime{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	tt, err := time.Parse(time.RFC3339Nano, s)
+	*t = jsonTime(tt)
+	return err
+}
