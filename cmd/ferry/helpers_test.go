@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,4 +117,16 @@ func rubyDB(t *testing.T) (*testutil.RealRedisDB, []string) {
 		t.Fatalf("Ruby made %q", out)
 	}
 	return db, jids
+}
+
+// syncWriter serializes writes for a run in another goroutine.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

@@ -34,6 +34,9 @@ var commands = []struct {
 	{"act", newSignalCmd(sigStop)},
 }
 
+// Help lists commands in the order of the table above, not alphabetically.
+func init() { cobra.EnableCommandSorting = false }
+
 var groups = []*cobra.Group{
 	{ID: "look", Title: "Look:"},
 	{ID: "act", Title: "Act:"},
