@@ -133,7 +133,8 @@ func mustZAdd(t *testing.T, db *testutil.RealRedisDB, key, member string) {
 
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	rdb, mr := testutil.NewEmbeddedRedis(t)
+	url := "redis://" + mr.Addr()
 	for _, args := range [][]string{
 		{"retry"},
 		{"retry", "--all", "abc"},
@@ -157,7 +158,7 @@ func TestUsageErrors(t *testing.T) {
 		{"jobs"},
 		{"stats", "--time-format", "weeks"},
 	} {
-		r := ferry(t, db.URL, runOpts{}, args...)
+		r := ferry(t, url, runOpts{}, args...)
 		if r.code != exitUsage {
 			t.Errorf("ferry %s: %s\nwant exit %d", strings.Join(args, " "), r, exitUsage)
 		}
@@ -165,7 +166,7 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("ferry %s wrote to stdout: %q", strings.Join(args, " "), r.stdout)
 		}
 	}
-	if n := db.Client.DBSize(context.Background()).Val(); n != 0 {
+	if n := rdb.DBSize(context.Background()).Val(); n != 0 {
 		t.Fatalf("usage errors wrote %d keys", n)
 	}
 }

@@ -3,12 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
+	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -119,14 +120,7 @@ func rubyDB(t *testing.T) (*testutil.RealRedisDB, []string) {
 	return db, jids
 }
 
-// syncWriter serializes writes for a run in another goroutine.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
+func TestMain(m *testing.M) {
+	redis.SetLogger(silentLogger{}) // as main does: dial failures are reported by ferry itself
+	os.Exit(m.Run())
 }

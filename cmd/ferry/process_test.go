@@ -99,12 +99,13 @@ func TestPsQuietStopRubyAndGo(t *testing.T) {
 
 func TestWatch(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	rdb, mr := testutil.NewEmbeddedRedis(t)
+	url := "redis://" + mr.Addr()
 	ctx := context.Background()
-	if err := db.Client.SAdd(ctx, "queues", "default").Err(); err != nil {
+	if err := rdb.SAdd(ctx, "queues", "default").Err(); err != nil {
 		t.Fatal(err)
 	}
-	r := must(t, exitOK, db.URL, runOpts{}, "watch", "--count", "2", "--interval", "100ms")
+	r := must(t, exitOK, url, runOpts{}, "watch", "--count", "2", "--interval", "100ms")
 	if n := strings.Count(r.stdout, "ferry watch  redis://"); n != 2 {
 		t.Fatalf("%d views, want 2:\n%s", n, r.stdout)
 	}
@@ -112,7 +113,7 @@ func TestWatch(t *testing.T) {
 		t.Fatal("redrew the screen on a non-terminal")
 	}
 	contains(t, "watch", r.stdout, "Processed 0", "QUEUE", "default", "PROCESS")
-	r = must(t, exitOK, db.URL, runOpts{}, "watch", "--count", "3", "--interval", "100ms", "--json")
+	r = must(t, exitOK, url, runOpts{}, "watch", "--count", "3", "--interval", "100ms", "--json")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 3 {
 		t.Fatalf("%d JSON views, want 3: %s", len(lines), r.stdout)
@@ -126,9 +127,8 @@ func TestWatch(t *testing.T) {
 	// Ctrl-C ends the view with success.
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan int)
-	var out strings.Builder
-	a := &app{stdin: strings.NewReader(""), stdout: &syncWriter{w: &out}, stderr: &strings.Builder{},
-		getenv:        func(k string) string { return map[string]string{"REDIS_URL": db.URL}[k] },
+	a := &app{stdin: strings.NewReader(""), stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{},
+		getenv:        func(k string) string { return map[string]string{"REDIS_URL": url}[k] },
 		stdinTerminal: func() bool { return false }, stdoutTerminal: func() bool { return true }}
 	go func() { done <- run(cctx, a, []string{"watch", "--interval", "100ms"}) }()
 	cancel()
