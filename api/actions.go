@@ -119,7 +119,7 @@ func (a *API) Apply(ctx context.Context, action Action, set SetName, f *Filter) 
 	default:
 		return nil, fmt.Errorf("api: unknown action %v", action)
 	}
-	if _, err := ParseSetName(string(set)); err != nil {
+	if err := set.check(); err != nil {
 		return nil, err
 	}
 	res := &Result{}

@@ -41,8 +41,21 @@ func ParseSetName(s string) (SetName, error) {
 	return "", fmt.Errorf("api: unknown set %q: want schedule, retry or dead", s)
 }
 
+// check refuses a SetName that is not one of the three sets (a caller's typo would
+// otherwise name some other key).
+func (s SetName) check() error {
+	switch s {
+	case ScheduledSet, RetrySet, DeadSet:
+		return nil
+	}
+	return fmt.Errorf("api: %q is not a job set (want %q, %q or %q)", string(s), ScheduledSet, RetrySet, DeadSet)
+}
+
 // Size is the number of entries in set (ZCARD).
 func (a *API) Size(ctx context.Context, set SetName) (int64, error) {
+	if err := set.check(); err != nil {
+		return 0, err
+	}
 	n, err := a.rdb.ZCard(ctx, a.keys.set(string(set))).Result()
 	if err != nil {
 		return 0, fmt.Errorf("api: size of %s: %w", set, err)
@@ -65,6 +78,9 @@ var ErrStop = errors.New("api: stop")
 // meanwhile may be missed, and one added may or may not be seen, as with Ruby's
 // JobSet#each. fn may return ErrStop to end the walk.
 func (a *API) Each(ctx context.Context, set SetName, f *Filter, fn func(*Entry) error) error {
+	if err := set.check(); err != nil {
+		return err
+	}
 	now := a.now()
 	visit := func(page []*Entry) ([]bool, error) {
 		for _, e := range page {

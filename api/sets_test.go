@@ -334,3 +334,24 @@ func TestApplyKeepsUpWithAPoller(t *testing.T) {
 		}
 	})
 }
+
+func TestUnknownSetRefused(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.NewEmbeddedRedis(t)
+	a, _ := newAPI(rdb, "", 0)
+	ctx := context.Background()
+	if _, err := a.Size(ctx, "scheduled"); err == nil {
+		t.Fatal("Size of a set named by its alias accepted")
+	}
+	if _, err := a.Delete(ctx, "queues", nil); err == nil {
+		t.Fatal("Delete on a non-set key accepted")
+	}
+	if err := a.Each(ctx, "", nil, func(*api.Entry) error { return nil }); err == nil {
+		t.Fatal("Each on an empty set name accepted")
+	}
+	for in, want := range map[string]api.SetName{"scheduled": api.ScheduledSet, "Retries": api.RetrySet, "morgue": api.DeadSet} {
+		if got, err := api.ParseSetName(in); err != nil || got != want {
+			t.Fatalf("ParseSetName(%q) = %q, %v", in, got, err)
+		}
+	}
+}
