@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what Ferry's tests need on a fresh Debian machine: redis-server, ruby,
-# Debian's ruby-sidekiq (6.4.1) and ruby-activejob (6.1), and PostgreSQL on 127.0.0.1:5432
+# Debian's ruby-sidekiq (6.4.1), ruby-activejob (6.1) and ruby-redis-namespace (Sidekiq 6 on a
+# namespace, for the api tests), and PostgreSQL on 127.0.0.1:5432
 # with a database "test" that user postgres (password postgres) can use, for the outbox. Safe to run again: it only acts on
 # what is missing. Needs root (or sudo) to install.
 set -euo pipefail
@@ -22,6 +23,7 @@ command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v ruby >/dev/null || missing+=(ruby)
 ruby -e 'require "sidekiq"' 2>/dev/null || missing+=(ruby-sidekiq)
 ruby -e 'require "active_job"' 2>/dev/null || missing+=(ruby-activejob)
+ruby -e 'require "redis/namespace"' 2>/dev/null || missing+=(ruby-redis-namespace)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt_install "${missing[@]}"
