@@ -29,4 +29,66 @@
 //
 // Arguments are encoded so that Ruby sees the types Go sent (see EncodeArgs). Read them back
 // with Job.DecodeArgs or Job.ArgsSlice, which keep big integers exact.
+//
+// # Running jobs
+//
+// A Server runs jobs with Go handlers, registered by class:
+//
+//	srv := sidekiq.NewServer(rdb, &sidekiq.Config{Concurrency: 10, Queues: []string{"critical,6", "default,2"}})
+//	srv.Handle("HardWorker", sidekiq.HandlerFunc(func(ctx context.Context, job *sidekiq.Job) error { ... }),
+//		sidekiq.WithMaxRetries(5))
+//	err := srv.Run(ctx) // or Start, then Stop
+//
+// A handler's error decides the job's outcome as Sidekiq's would: retried with Sidekiq's
+// delays, then buried in the dead set; Discard buries at once, RetryIn reschedules without
+// using a retry, a panic is a *PanicError. Per-class settings are HandleOptions
+// (WithMiddleware, WithRetryDelay, WithMaxRetries), which hold whatever the handler is
+// wrapped in. Services (AddService) start and stop with the server; Observers (Observe)
+// hear every job's outcome, for metrics.
+//
+// # Inside a Server
+//
+// A Server wires components, each a struct built from explicit dependencies, each owning
+// its own state, none holding a pointer back to the Server:
+//
+//	component   state it owns                            goroutines
+//	store       the keyspace, every Lua script, every    none (called by the others)
+//	            Redis call (store.go, scripts.go,
+//	            keys.go)
+//	register    the jobs this process holds, by field;   none (called by the others)
+//	            running jobs by worker; free slots and
+//	            bytes waiting (inflight.go)
+//	fetcher     the queue order, the fetch seqs          one loop, one wait per idle queue
+//	executor    the work channel, job contexts           Concurrency workers
+//	completer   acks and outcomes not yet written        one writer
+//	heartbeat   what the Busy page holds of this         one loop
+//	            process's running jobs
+//	scheduler   (none)                                   one loop
+//	recoverer   (none)                                   one loop
+//	reconciler  (none)                                   one loop
+//
+// A job's way: the fetcher moves it from its queue into this process's in-flight hash
+// (one Lua call, atomically, up to Config.PrefetchBytes) and the register holds it; a
+// worker runs it through the middleware and its handler; decide, a pure function of the
+// job, the error, the handler's options and the time, turns the run into an Outcome
+// (succeeded, retried at T, dead, dropped, rescheduled, requeued); the completer writes
+// that outcome (an HDEL for a success; for the others one Lua call that moves the job out
+// of the hash into the retry, schedule or dead set) and only then releases the job from
+// the register, counts it, logs it and tells the observers. Until its outcome is written a
+// job is in the in-flight hash, so a crash runs it again (at least once) and never loses
+// it; a recoverer in another process returns the hash's jobs to their queues once this
+// process's record has expired (Config.ProcessTTL).
+//
+// Every write can be repeated safely (see store.go for what a repeat of each call does),
+// so the completer retries failed writes itself; calls that must not run twice (the fetch,
+// guarded pushes, the heartbeat) are never re-sent by go-redis. Stop returns by its
+// deadline plus a few seconds even when Redis hangs.
+//
+// # Payloads are untrusted
+//
+// Anyone who can LPUSH can hand a Server any bytes. A payload that is not a runnable job
+// goes to the dead set with the reason, once, and never crashes the process; no payload
+// field names a Redis key outside its keyspace (a "queue" is only ever appended to
+// "queue:"); fetches and the Busy page are bounded in bytes; log lines about jobs are
+// sampled and their payload-derived fields cut.
 package sidekiq
