@@ -42,8 +42,11 @@ type ClientConfig struct {
 	// Namespace prefixes every key with "<Namespace>:", as redis-namespace did for Sidekiq 6
 	// (values such as queue names are not prefixed). Default: none.
 	Namespace string
+	// SidekiqVersion is the Sidekiq generation of the fleet; Sidekiq8 makes TimeFormat
+	// default to TimeMillis. Default: SidekiqAny.
+	SidekiqVersion SidekiqVersion
 	// TimeFormat is how payload timestamps are written. Default: TimeSeconds (float
-	// seconds, readable by Sidekiq 6, 7 and 8).
+	// seconds, readable by Sidekiq 6, 7 and 8), or TimeMillis with Sidekiq8.
 	TimeFormat TimeFormat
 	// BulkBatchSize is how many jobs PushBulk writes per MULTI/EXEC round trip.
 	// Default: 1000.
@@ -66,6 +69,7 @@ func (c *ClientConfig) withDefaults() ClientConfig {
 	if out.BulkBatchSize <= 0 {
 		out.BulkBatchSize = 1000
 	}
+	out.TimeFormat = out.SidekiqVersion.timeFormat(out.TimeFormat)
 	if out.Logger == nil {
 		out.Logger = zap.NewNop()
 	}

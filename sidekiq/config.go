@@ -81,7 +81,12 @@ type Config struct {
 	// Namespace prefixes every key with "<Namespace>:" (redis-namespace, Sidekiq 6).
 	// Default: none.
 	Namespace string
-	// TimeFormat is how payload timestamps are written. Default: TimeSeconds.
+	// SidekiqVersion is the Sidekiq generation of the fleet: it decides the default retry
+	// jitter and, unless TimeFormat says otherwise, the payload timestamp format (see
+	// SidekiqVersion). Default: SidekiqAny, what every version reads.
+	SidekiqVersion SidekiqVersion
+	// TimeFormat is how payload timestamps are written. Default: TimeSeconds, or
+	// TimeMillis when SidekiqVersion is Sidekiq8.
 	TimeFormat TimeFormat
 	// Tag is shown beside the process in the Web UI. Default: "".
 	Tag string
@@ -202,6 +207,7 @@ func (c *Config) withDefaults() (Config, []queueSpec, QueueMode, error) {
 	if out.DeadTimeout <= 0 {
 		out.DeadTimeout = 180 * 24 * time.Hour
 	}
+	out.TimeFormat = out.SidekiqVersion.timeFormat(out.TimeFormat)
 	if out.Logger == nil {
 		out.Logger = zap.NewNop()
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
+	"reflect"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/ferryhq/ferry/internal/jsonwire"
@@ -43,6 +46,7 @@ type failurePolicy struct {
 	maxRetries int                                                // Config.MaxRetries
 	retryDelay func(count int, err error, job *Job) time.Duration // Config.RetryDelay, or nil
 	format     TimeFormat
+	version    SidekiqVersion // decides Sidekiq's default delay
 }
 
 // decideInput is everything decide looks at.
@@ -110,7 +114,7 @@ func decide(in decideInput) decision {
 }
 
 // retryDelay picks the wait before the next retry: the handler's, else the server's,
-// else Sidekiq's; always positive and at most maxRetryDelay.
+// else Sidekiq's (of the fleet's version); always positive and at most maxRetryDelay.
 func retryDelay(in decideInput, count int) time.Duration {
 	var d time.Duration
 	if in.opts != nil && in.opts.retryDelay != nil {
@@ -120,7 +124,7 @@ func retryDelay(in decideInput, count int) time.Duration {
 		d = in.policy.retryDelay(count, in.err, in.job)
 	}
 	if d <= 0 {
-		d = DefaultRetryDelay(count, in.err, in.job)
+		d = in.policy.version.retryDelay(count, in.err, in.job)
 	}
 	return min(d, maxRetryDelay)
 }
@@ -218,37 +222,67 @@ func backtraceLines(job *Job, err error) []string {
 	return lines
 }
 
-// errorClassOf names err for "error_class": the name an ErrorClasser chooses, else the Go
-// type of the first error in the chain that is not a plain wrapper.
+// errorClassOf names err for "error_class", the class the Retries and Dead pages show:
+//
+//   - the name an ErrorClasser in the chain chooses;
+//   - "Ferry::Timeout" or "Ferry::Canceled" for a context's deadline or cancellation;
+//   - else the declared type of the first error in the chain that is not a plain
+//     wrapper (fmt.Errorf's %w, errors.Join, Discard, RetryIn, any unexported wrapping
+//     type), as package.Type ("json.SyntaxError", "pgconn.PgError");
+//   - else "Ferry::Error" (errors.New, fmt.Errorf without %w, unexported types).
 func errorClassOf(err error) string {
 	var ec ErrorClasser
 	if errors.As(err, &ec) {
 		return ec.ErrorClass()
 	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "Ferry::Timeout"
+	case errors.Is(err, context.Canceled):
+		return "Ferry::Canceled"
+	}
 	for e := err; e != nil; {
-		t := fmt.Sprintf("%T", e)
-		switch t {
-		case "*fmt.wrapError", "*fmt.wrapErrors", "*errors.joinError":
-			next := errors.Unwrap(e)
-			if next == nil {
-				if j, ok := e.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
-					next = j.Unwrap()[0]
-				}
-			}
-			if next == nil {
-				return t
-			}
-			e = next
-			continue
-		case "*sidekiq.DiscardError", "*sidekiq.RetryInError":
+		switch e.(type) {
+		case *DiscardError, *RetryInError:
 			if next := errors.Unwrap(e); next != nil {
 				e = next
 				continue
 			}
+			return "Ferry::Error"
 		}
-		return t
+		name, exported := declaredName(e)
+		if exported {
+			return name
+		}
+		next := errors.Unwrap(e)
+		if next == nil {
+			if j, ok := e.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
+				next = j.Unwrap()[0]
+			}
+		}
+		if next == nil {
+			return "Ferry::Error"
+		}
+		e = next
 	}
-	return "error"
+	return "Ferry::Error"
+}
+
+// declaredName is package.Type of e's type (pointers followed), and whether the type is
+// exported.
+func declaredName(e error) (string, bool) {
+	t := reflect.TypeOf(e)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	name := t.Name()
+	if name == "" || !unicode.IsUpper([]rune(name)[0]) {
+		return "", false
+	}
+	if pkg := path.Base(t.PkgPath()); pkg != "." && pkg != "" {
+		return pkg + "." + name, true
+	}
+	return name, true
 }
 
 // annotateInvalid adds error_class, error_message, failed_at and retry_count to a payload

@@ -3,7 +3,6 @@ package sidekiq
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"os"
 	"runtime"
 	"strconv"
@@ -83,33 +82,87 @@ func newHeartbeat(p heartbeatParams) *heartbeat {
 	}
 }
 
-// processInfo is the "info" JSON of the process record.
-func processInfo(cfg *Config, identity string, startedAt time.Time, specs []queueSpec, mode QueueMode) string {
-	names := make([]string, len(specs))
-	weights := map[string]int{}
-	for i, q := range specs {
-		names[i] = q.name
+// processInfo is the "info" JSON of the process record, as Sidekiq writes it: the 8.x
+// "capsules" entry (one capsule, "default", with its mode and weights) and the "queues"
+// and "weights" that 6.x and 7.x read, all in the order the queues are served (declared
+// order; for ranked mode, rank order). order is the served order of specs' indexes.
+func processInfo(cfg *Config, identity string, startedAt time.Time, specs []queueSpec, mode QueueMode, order []int) string {
+	weights := make([]byte, 0, 64)
+	weights = append(weights, '{')
+	queues := make([]byte, 0, 64)
+	queues = append(queues, '[')
+	allOne := true
+	for k, i := range order {
+		q := specs[i]
 		w := q.weight
-		if mode == QueueModeStrict {
-			w = 0
+		if mode != QueueModeWeighted {
+			w = 0 // strict and ranked are served in order; Sidekiq shows them as strict
 		}
-		weights[q.name] = w
+		if w != 1 {
+			allOne = false
+		}
+		if k > 0 {
+			weights = append(weights, ',')
+			queues = append(queues, ',')
+		}
+		weights = jsonwire.AppendString(weights, q.name)
+		weights = append(weights, ':')
+		weights = strconv.AppendInt(weights, int64(w), 10)
+		queues = jsonwire.AppendString(queues, q.name)
 	}
-	info := map[string]any{
-		"hostname":    cfg.Hostname,
-		"started_at":  json.RawMessage(jsonwire.AppendFloat(nil, epochSeconds(startedAt))),
-		"pid":         os.Getpid(),
-		"tag":         cfg.Tag,
-		"concurrency": cfg.Concurrency,
-		"queues":      names,
-		"weights":     []map[string]int{weights},
-		"labels":      append([]string{"ferry"}, cfg.Labels...),
-		"identity":    identity,
-		"version":     "ferry-" + Version,
-		"embedded":    false,
+	weights = append(weights, '}')
+	queues = append(queues, ']')
+	capMode := "strict"
+	if mode == QueueModeWeighted {
+		capMode = "weighted"
+		if allOne {
+			capMode = "random"
+		}
 	}
-	raw, _ := marshalNoEscape(info)
-	return string(raw)
+	labels, _ := marshalNoEscape(append([]string{"ferry"}, cfg.Labels...))
+
+	b := make([]byte, 0, 512)
+	field := func(k string) {
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = jsonwire.AppendString(b, k)
+		b = append(b, ':')
+	}
+	b = append(b, '{')
+	field("hostname")
+	b = jsonwire.AppendString(b, cfg.Hostname)
+	field("started_at")
+	b = jsonwire.AppendFloat(b, epochSeconds(startedAt))
+	field("pid")
+	b = strconv.AppendInt(b, int64(os.Getpid()), 10)
+	field("tag")
+	b = jsonwire.AppendString(b, cfg.Tag)
+	field("concurrency")
+	b = strconv.AppendInt(b, int64(cfg.Concurrency), 10)
+	field("capsules")
+	b = append(b, `{"default":{"concurrency":`...)
+	b = strconv.AppendInt(b, int64(cfg.Concurrency), 10)
+	b = append(b, `,"mode":`...)
+	b = jsonwire.AppendString(b, capMode)
+	b = append(b, `,"weights":`...)
+	b = append(b, weights...)
+	b = append(b, `}}`...)
+	field("queues")
+	b = append(b, queues...)
+	field("weights")
+	b = append(b, '[')
+	b = append(b, weights...)
+	b = append(b, ']')
+	field("labels")
+	b = append(b, labels...)
+	field("identity")
+	b = jsonwire.AppendString(b, identity)
+	field("version")
+	b = jsonwire.AppendString(b, "ferry-"+Version)
+	field("embedded")
+	b = append(b, "false}"...)
+	return string(b)
 }
 
 // start runs a beat every interval until stop.

@@ -52,6 +52,9 @@ func (k keyspace) statFailedOn(day time.Time) string {
 // inflight is the hash holding the jobs one process has taken (see scripts.go).
 func (k keyspace) inflight(identity string) string { return k.prefix + "ferry:inflight:" + identity }
 
+// fence holds the lowest seq a fetch of the process may still use (see adoptLua).
+func (k keyspace) fence(identity string) string { return k.prefix + "ferry:fence:" + identity }
+
 // inflightIndex names every Ferry process's in-flight hash (field: the hash's key, value:
 // the owner's identity); recoverers read it.
 func (k keyspace) inflightIndex() string { return k.prefix + "ferry:inflight" }

@@ -150,56 +150,21 @@ func TestAdoptTakesExactlyTheLostFetch(t *testing.T) {
 			t.Errorf("unit %d in queue %d", u.seq, u.q)
 		}
 	}
-}
-
-// TestDecide covers every outcome of decide without Redis.
-func TestDecide(t *testing.T) {
-	t.Parallel()
-	now := time.Unix(1795352598, 0)
-	fail := errors.New("boom")
-	fixed := func(int, error, *Job) time.Duration { return time.Minute }
-	tests := []struct {
-		name     string
-		payload  string
-		err      error
-		stopping bool
-		opts     *handlerOptions
-		want     Outcome
-		at       time.Time
-		failed   bool
-	}{
-		{"success", `{"class":"A","args":[]}`, nil, false, nil, OutcomeSucceeded, time.Time{}, false},
-		{"stop cancelled", `{"class":"A","args":[]}`, context.Canceled, true, nil, OutcomeRequeued, time.Time{}, false},
-		{"cancelled otherwise fails", `{"class":"A","args":[]}`, context.Canceled, false, nil, OutcomeRetried, now.Add(time.Minute), true},
-		{"retry in", `{"class":"A","args":[]}`, RetryIn(time.Hour, nil), false, nil, OutcomeRescheduled, now.Add(time.Hour), false},
-		{"retry in capped", `{"class":"A","args":[]}`, RetryIn(1<<62, nil), false, nil, OutcomeRescheduled, now.Add(maxRetryDelay), false},
-		{"first failure", `{"class":"A","args":[]}`, fail, false, nil, OutcomeRetried, now.Add(time.Minute), true},
-		{"retry false", `{"class":"A","args":[],"retry":false}`, fail, false, nil, OutcomeDropped, now, true},
-		{"retry 0", `{"class":"A","args":[],"retry":0}`, fail, false, nil, OutcomeDead, now, true},
-		{"exhausted", `{"class":"A","args":[],"retry":2,"retry_count":1}`, fail, false, nil, OutcomeDead, now, true},
-		{"dead false", `{"class":"A","args":[],"retry":0,"dead":false}`, fail, false, nil, OutcomeDropped, now, true},
-		{"discard", `{"class":"A","args":[]}`, Discard(fail), false, nil, OutcomeDead, now, true},
-		{"handler max retries", `{"class":"A","args":[],"retry_count":1}`, fail, false, &handlerOptions{maxRetries: 2}, OutcomeDead, now, true},
-		{"handler delay", `{"class":"A","args":[]}`, fail, false, &handlerOptions{maxRetries: -1,
-			retryDelay: func(int, error, *Job) time.Duration { return time.Second }}, OutcomeRetried, now.Add(time.Second), true},
-		{"payload max beats handler", `{"class":"A","args":[],"retry":5,"retry_count":3}`, fail, false, &handlerOptions{maxRetries: 1}, OutcomeRetried, now.Add(time.Minute), true},
+	// The lost fetch's request arrives only now (it was delayed on its connection): it
+	// must take nothing, or its jobs would sit in the hash unheld.
+	if err := rdb.LPush(ctx, "queue:a", `{"class":"X","args":[]}`).Err(); err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			job, err := ParseJobString(tt.payload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d := decide(decideInput{job: job, queue: "q", err: tt.err, stopping: tt.stopping, opts: tt.opts,
-				policy: &failurePolicy{maxRetries: 3, retryDelay: fixed}, now: now})
-			if d.outcome != tt.want || !d.at.Equal(tt.at) || d.failed != tt.failed {
-				t.Fatalf("decide = %v at %v failed %v, want %v at %v failed %v", d.outcome, d.at, d.failed, tt.want, tt.at, tt.failed)
-			}
-			if (d.outcome == OutcomeRetried || d.outcome == OutcomeDead || d.outcome == OutcomeRescheduled) != (d.payload != nil) {
-				t.Fatalf("payload %q for %v", d.payload, d.outcome)
-			}
-		})
+	late, err := srv.store.fetch(ctx, fetchRequest{order: []int{0, 1}, allow: []int{-1, -1}, want: 5, budget: 1 << 20, base: base})
+	if err != nil || len(late) != 0 {
+		t.Fatalf("a fetch below the fence took %d jobs (err %v)", len(late), err)
+	}
+	if n := rdb.LLen(ctx, "queue:a").Val(); n != 1 {
+		t.Fatalf("queue:a holds %d jobs after the fenced fetch, want 1", n)
+	}
+	next, err := srv.store.fetch(ctx, fetchRequest{order: []int{0, 1}, allow: []int{-1, -1}, want: 5, budget: 1 << 20, base: srv.reg.reserve(5)})
+	if err != nil || len(next) != 1 {
+		t.Fatalf("the next fetch took %d jobs (err %v), want 1", len(next), err)
 	}
 }
 

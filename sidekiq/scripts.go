@@ -24,11 +24,13 @@ import (
 // jobs and stops once the payloads taken reach ARGV[2] bytes (it takes at least one job),
 // putting back any it popped beyond that. The hash is (re)registered in the index in the
 // same step, so a recoverer that dropped it (this process's heartbeat came late) finds it
-// again should the process then die. Needs Redis 6.2 or later (RPOP with a count).
+// again should the process then die. A call whose seqs lie below the fence (an adopt gave
+// it up: see adoptLua) does nothing. Needs Redis 6.2 or later (RPOP with a count).
 //
 //	KEYS[1..n]        queue:<q> for each queue, in the order to try
 //	KEYS[n+1]         the in-flight hash
 //	KEYS[n+2]         the in-flight index
+//	KEYS[n+3]         the fence
 //	ARGV[1]           how many jobs to take at most
 //	ARGV[2]           how many payload bytes to take at most (at least one job is taken)
 //	ARGV[3]           seq base: the k-th job taken gets field (base+k)..":"..queue name
@@ -43,10 +45,12 @@ import (
 // pair's field is (base+k)..":"..name. Jobs are taken from the tail (Sidekiq pushes with
 // LPUSH and pops with BRPOP), oldest first.
 const fetchLua = `
-local n = #KEYS - 2
+local n = #KEYS - 3
 local want = tonumber(ARGV[1])
 local budget = tonumber(ARGV[2])
 local seq = tonumber(ARGV[3])
+local fence = redis.call('GET', KEYS[n + 3])
+if fence and seq < tonumber(fence) then return {} end
 local allow = {}
 for i = 1, n do allow[i] = tonumber(ARGV[4 + i]) end
 local out = {}
@@ -105,14 +109,18 @@ return out
 
 // adoptLua returns the entries of the in-flight hash whose seq lies in (ARGV[1], ARGV[2]]:
 // after a fetch whose reply was lost, exactly the jobs that fetch took (only this
-// process's fetches write its hash, and each uses seqs of its own).
+// process's fetches write its hash, and each uses seqs of its own). First it raises the
+// fence to ARGV[2], so that if the fetch has not run yet (its request still on its way,
+// on another connection) it does nothing when it arrives: the fetch then took nothing,
+// and never will.
 //
-//	KEYS[1]  the in-flight hash
+//	KEYS[1]  the in-flight hash        KEYS[2]  the fence (kept an hour)
 //	ARGV[1]  lowest seq, exclusive     ARGV[2]  highest seq, inclusive
 //
 // Returns a flat array: field, payload, field, payload, ...
 const adoptLua = `
 local lo, hi = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', 3600000)
 local all = redis.call('HGETALL', KEYS[1])
 local out = {}
 for i = 1, #all, 2 do

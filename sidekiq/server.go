@@ -213,7 +213,7 @@ func (s *Server) build() {
 	s.exec = newExecutor(executorParams{
 		reg: s.reg, completer: s.completer, handlers: s.handlers, runMW: s.runMW, names: names,
 		identity: s.identity, clock: c.Clock, concurrency: c.Concurrency, quiet: s.quietCh,
-		policy:  failurePolicy{maxRetries: c.MaxRetries, retryDelay: c.RetryDelay, format: c.TimeFormat},
+		policy:  failurePolicy{maxRetries: c.MaxRetries, retryDelay: c.RetryDelay, format: c.TimeFormat, version: c.SidekiqVersion},
 		observe: func(d time.Duration) { s.fetcher.observeDuration(d) },
 		buffer:  c.Concurrency + c.Prefetch + 1,
 	})
@@ -225,7 +225,7 @@ func (s *Server) build() {
 	startedAt := c.Clock.Now()
 	s.heartbeat = newHeartbeat(heartbeatParams{
 		store: s.store, reg: s.reg, stats: &s.stats, log: s.log, jobLog: jobLog, observers: s.observers,
-		clock: c.Clock, info: processInfo(c, s.identity, startedAt, s.specs, s.mode), concurrency: c.Concurrency,
+		clock: c.Clock, info: processInfo(c, s.identity, startedAt, s.specs, s.mode, s.fetcher.order.static), concurrency: c.Concurrency,
 		ttl: c.ProcessTTL, interval: c.HeartbeatInterval, names: names, isQuiet: s.isQuiet, onSignal: s.onSignal,
 	})
 	s.scheduler = newScheduler(s.store, s.keys, s.log, s.observers, c.Clock, c.TimeFormat, c.PollInterval, s.quietCh)

@@ -64,11 +64,11 @@ type fetchRequest struct {
 // fetch runs fetchLua and returns the jobs it took.
 func (st *store) fetch(ctx context.Context, r fetchRequest) ([]*unit, error) {
 	n := len(r.order)
-	keys := make([]string, 0, n+2)
+	keys := make([]string, 0, n+3)
 	for _, i := range r.order {
 		keys = append(keys, st.qkeys[i])
 	}
-	keys = append(keys, st.inflight, st.keys.inflightIndex())
+	keys = append(keys, st.inflight, st.keys.inflightIndex(), st.keys.fence(st.identity))
 	pos := make([]int, len(st.names)) // queue index -> 1-based position in keys
 	for p, i := range r.order {
 		pos[i] = p + 1
@@ -107,7 +107,7 @@ func (st *store) fetch(ctx context.Context, r fetchRequest) ([]*unit, error) {
 
 // adopt returns the entries a fetch with seqs in (lo, hi] put in the in-flight hash.
 func (st *store) adopt(ctx context.Context, lo, hi uint64) ([]*unit, error) {
-	res, err := adoptScript.run(ctx, st.rdb, []string{st.inflight}, lo, hi).StringSlice()
+	res, err := adoptScript.run(ctx, st.rdb, []string{st.inflight, st.keys.fence(st.identity)}, lo, hi).StringSlice()
 	if err != nil {
 		return nil, err
 	}
@@ -409,7 +409,7 @@ func (st *store) beat(ctx context.Context, b *beatWrite) (string, error) {
 func (st *store) clearProcess(ctx context.Context) error {
 	_, err := st.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.SRem(ctx, st.keys.processes(), st.identity)
-		p.Del(ctx, st.keys.work(st.identity), st.keys.workers(st.identity))
+		p.Del(ctx, st.keys.work(st.identity), st.keys.workers(st.identity), st.keys.fence(st.identity))
 		p.HSet(ctx, st.keys.process(st.identity), "quiet", "true", "busy", 0)
 		return nil
 	})
