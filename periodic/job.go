@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -74,7 +75,7 @@ type JobError struct {
 }
 
 func (e *JobError) Error() string {
-	return fmt.Sprintf("periodic: job %q: %v", cut(e.Name), e.Err)
+	return fmt.Sprintf("periodic: job %q: %s", cut(e.Name), strings.TrimPrefix(e.Err.Error(), "periodic: "))
 }
 
 // Unwrap returns the cause.
