@@ -135,7 +135,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	return s.run(ctx)
 }
 
-// retryDelay is how soon a pass that hit a Redis error is tried again.
+// retryDelay is when a pass that hit a Redis error is tried again (its ticks stay due
+// for Grace).
 const retryDelay = time.Second
 
 // run wakes at every tick of every job (and at every refresh) and runs a pass.
@@ -154,8 +155,8 @@ func (s *Scheduler) run(ctx context.Context) error {
 		err := s.pass(context.WithoutCancel(ctx), s.cfg.Clock.Now())
 		now := s.cfg.Clock.Now()
 		wait := s.loop.nextWake(now, s.cfg.RefreshInterval).Sub(now)
-		if err != nil && wait > retryDelay {
-			wait = retryDelay
+		if err != nil {
+			wait = retryDelay // Redis is failing: try again soon, but do not spin
 		}
 		if !timer.Stop() {
 			select {
