@@ -45,7 +45,8 @@
 // pushes run Ruby's client middleware) with a push guard (a sidekiq.PushGuard) for the
 // tick. If the claiming process dies before the push, or Redis fails it, any scheduler
 // pushes the tick after Config.RecoverAfter; if the first push did happen, the guard
-// turns the second into a no-op. So a SIGKILL at any point loses no tick and doubles
+// turns the second into a no-op. (A claim still pending after 10 minutes, because every
+// scheduler was down that long, is dropped like any other missed tick.) So a SIGKILL at any point loses no tick and doubles
 // none, given a Redis that keeps what it acknowledged (appendonly yes, appendfsync
 // always). Ruby's own pollers claim and push in separate steps, as sidekiq-cron does.
 //

@@ -211,11 +211,13 @@ func (s *Scheduler) push(ctx context.Context, e *entry, tick, now time.Time) {
 	s.finish(ctx, e.name, tick, now, jid)
 }
 
-// guardTTL is how long a tick's push guard is kept; a pending claim older than
-// maxPendingAge (well within it) is dropped rather than pushed.
+// A pending claim older than maxPendingAge is dropped rather than pushed: every scheduler
+// was down that long, and the tick is as missed as any other. guardTTL, how long a tick's
+// push guard is kept, is well beyond it, so no push of a tick can outlive its guard; and
+// short enough that an every-second job keeps a few thousand guards, not a week's worth.
 const (
-	guardTTL      = 7 * 24 * time.Hour
-	maxPendingAge = 24 * time.Hour
+	maxPendingAge = 10 * time.Minute
+	guardTTL      = time.Hour
 )
 
 // finish records an enqueue of a claimed tick (last_enqueue_time and jid history, as

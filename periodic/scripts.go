@@ -50,7 +50,8 @@ return 1
 `)
 
 // registerScript writes one of this scheduler's jobs into sidekiq-cron's storage, as
-// Sidekiq::Cron::Job#save does: the member in cron_jobs, the definition fields, the status
+// Sidekiq::Cron::Job#save does: the member in cron_jobs, the definition fields (only
+// those that differ, so that the refresh of an unchanged job writes nothing), the status
 // only if none is set (so enabling and disabling from the Web tab survive a restart), and,
 // when the job has no enqueued set yet, its latest tick as already enqueued (so a new job
 // does not fire for a tick before it existed).
@@ -61,7 +62,9 @@ return 1
 var registerScript = redis.NewScript(`
 redis.call('SADD', KEYS[1], ARGV[1])
 for i = 5, #ARGV, 2 do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  if redis.call('HGET', KEYS[2], ARGV[i]) ~= ARGV[i + 1] then
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  end
 end
 redis.call('HSETNX', KEYS[2], 'status', ARGV[2])
 if ARGV[3] ~= '' and redis.call('EXISTS', KEYS[3]) == 0 then
