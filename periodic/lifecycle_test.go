@@ -97,4 +97,3 @@ func TestAddRefuses(t *testing.T) {
 		})
 	}
 }
-
