@@ -50,7 +50,9 @@ type schedule interface {
 // cronSchedule is a cron expression in a fixed time zone.
 type cronSchedule struct{ spec *cron.SpecSchedule }
 
-func (c cronSchedule) next(t time.Time) time.Time { return c.spec.Next(t) }
+// next converts t to the schedule's zone first: robfig reads a schedule in time.Local as
+// local to whatever zone t is in.
+func (c cronSchedule) next(t time.Time) time.Time { return c.spec.Next(t.In(c.spec.Location)) }
 
 // gridSchedule is "@every d": the multiples of d since the Unix epoch, so every process
 // (and every restart) agrees on the ticks, whenever it started.

@@ -196,3 +196,19 @@ func TestTicksBetweenKeepsNewest(t *testing.T) {
 		t.Fatalf("tickMember = %q", tm)
 	}
 }
+
+// TestLocalZoneIndependentOfTimeGiven: a spec read in time.Local ticks at local times
+// whatever zone the times given to it are in (robfig alone would read it in theirs).
+func TestLocalZoneIndependentOfTimeGiven(t *testing.T) {
+	t.Parallel()
+	p, err := parseSpec("0 3 * * *", time.Local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	a := p.sched.next(now)
+	b := p.sched.next(now.In(mustZone(t, "Asia/Tokyo")))
+	if !a.Equal(b) || a.In(time.Local).Hour() != 3 {
+		t.Fatalf("next from UTC %v, from Tokyo %v; want both at 03:00 local", a, b)
+	}
+}
