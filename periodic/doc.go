@@ -50,7 +50,7 @@
 // none, given a Redis that keeps what it acknowledged (appendonly yes, appendfsync
 // always). Ruby's own pollers claim and push in separate steps, as sidekiq-cron does.
 // The claim touches keys of several hash slots in one script, so the package needs a
-// single Redis (or a primary with replicas), not Redis Cluster, as sidekiq-cron does.
+// single Redis (or a primary with replicas), not Redis Cluster.
 //
 // After downtime (every scheduler stopped, Redis unreachable) ticks older than Grace are
 // skipped, as sidekiq-cron skips them; with Job.CatchUp the newest missed tick runs once,
