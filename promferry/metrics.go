@@ -91,12 +91,12 @@ type Metrics struct {
 	batch                                                                     *prometheus.HistogramVec
 	redisErrors                                                               *prometheus.CounterVec
 
-	mu      sync.Mutex                               // guards byLabel and cache writes
-	byLabel map[seriesKey]*series                    // folded labels -> series
-	cache   atomic.Pointer[map[seriesKey]*series]    // raw names -> series, copy on write
+	mu       sync.Mutex                              // guards byLabel and cache writes
+	byLabel  map[seriesKey]*series                   // folded labels -> series
+	cache    atomic.Pointer[map[seriesKey]*series]   // raw names -> series, copy on write
 	queueMu  sync.Mutex                              // guards qByLabel and perQ writes
 	qByLabel map[string]*queueSeries                 // folded queue label -> series
-	perQ    atomic.Pointer[map[string]*queueSeries] // raw queue name -> series, copy on write
+	perQ     atomic.Pointer[map[string]*queueSeries] // raw queue name -> series, copy on write
 }
 
 // seriesKey is a (queue, class) pair, raw or folded.
@@ -123,9 +123,9 @@ const maxCached = 4096
 func New(cfg *Config) *Metrics {
 	c := cfg.withDefaults()
 	m := &Metrics{
-		classes: newLabelSet(c.MaxClasses, c.Classes),
-		queues:  newLabelSet(c.MaxQueues, c.Queues),
-		ops:     newLabelSet(32, nil),
+		classes:  newLabelSet(c.MaxClasses, c.Classes),
+		queues:   newLabelSet(c.MaxQueues, c.Queues),
+		ops:      newLabelSet(32, nil),
 		byLabel:  map[seriesKey]*series{},
 		qByLabel: map[string]*queueSeries{},
 	}

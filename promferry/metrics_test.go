@@ -85,26 +85,26 @@ func TestServerOutcomes(t *testing.T) {
 
 	s := samples(t, reg)
 	want := map[string]float64{
-		"ferry_jobs_processed_total" + qc("critical", "OkWorker"):     2,
-		"ferry_jobs_failed_total" + qc("critical", "OkWorker"):        0,
-		"ferry_jobs_processed_total" + qc("default", "FailWorker"):    2,
-		"ferry_jobs_failed_total" + qc("default", "FailWorker"):       2,
-		"ferry_jobs_retried_total" + qc("default", "FailWorker"):      1,
-		"ferry_jobs_dropped_total" + qc("default", "FailWorker"):      1,
-		"ferry_jobs_dead_total" + qc("default", "DiscardWorker"):      1,
-		"ferry_jobs_failed_total" + qc("default", "DiscardWorker"):    1,
-		"ferry_jobs_skipped_total" + qc("default", "SkipWorker"):      1,
-		"ferry_jobs_processed_total" + qc("default", "SkipWorker"):    1,
-		"ferry_jobs_failed_total" + qc("default", "SkipWorker"):       0,
-		"ferry_jobs_rescheduled_total" + qc("default", "LaterWorker"): 1,
-		"ferry_jobs_failed_total" + qc("default", "LaterWorker"):      0,
-		"ferry_jobs_processed_total" + qc("default", "other"):         2, // no handler, not a job
-		"ferry_jobs_retried_total" + qc("default", "other"):           1,
-		"ferry_jobs_dead_total" + qc("default", "other"):              1,
+		"ferry_jobs_processed_total" + qc("critical", "OkWorker"):       2,
+		"ferry_jobs_failed_total" + qc("critical", "OkWorker"):          0,
+		"ferry_jobs_processed_total" + qc("default", "FailWorker"):      2,
+		"ferry_jobs_failed_total" + qc("default", "FailWorker"):         2,
+		"ferry_jobs_retried_total" + qc("default", "FailWorker"):        1,
+		"ferry_jobs_dropped_total" + qc("default", "FailWorker"):        1,
+		"ferry_jobs_dead_total" + qc("default", "DiscardWorker"):        1,
+		"ferry_jobs_failed_total" + qc("default", "DiscardWorker"):      1,
+		"ferry_jobs_skipped_total" + qc("default", "SkipWorker"):        1,
+		"ferry_jobs_processed_total" + qc("default", "SkipWorker"):      1,
+		"ferry_jobs_failed_total" + qc("default", "SkipWorker"):         0,
+		"ferry_jobs_rescheduled_total" + qc("default", "LaterWorker"):   1,
+		"ferry_jobs_failed_total" + qc("default", "LaterWorker"):        0,
+		"ferry_jobs_processed_total" + qc("default", "other"):           2, // no handler, not a job
+		"ferry_jobs_retried_total" + qc("default", "other"):             1,
+		"ferry_jobs_dead_total" + qc("default", "other"):                1,
 		"ferry_job_duration_seconds_count" + qc("critical", "OkWorker"): 2,
 		"ferry_job_latency_seconds_count" + qc("critical", "OkWorker"):  2,
-		`ferry_busy_workers{queue="critical"}`:                           0,
-		`ferry_busy_workers{queue="default"}`:                            0,
+		`ferry_busy_workers{queue="critical"}`:                          0,
+		`ferry_busy_workers{queue="default"}`:                           0,
 	}
 	for k, v := range want {
 		got, ok := s[k]
