@@ -33,7 +33,7 @@ func attrs(kvs []attribute.KeyValue) map[string]string {
 }
 
 // parse parses a payload as a server would.
-func parse(t *testing.T, payload string) *sidekiq.Job {
+func parse(t testing.TB, payload string) *sidekiq.Job {
 	t.Helper()
 	job, err := sidekiq.ParseJobString(payload)
 	if err != nil {
