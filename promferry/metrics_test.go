@@ -68,7 +68,7 @@ func TestServerOutcomes(t *testing.T) {
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, 20*time.Second, "9 jobs processed", func() bool {
+	testutil.Eventually(t, 60*time.Second, "9 jobs processed", func() bool {
 		total := 0.0
 		for k, v := range samples(t, reg) {
 			if strings.HasPrefix(k, "ferry_jobs_processed_total{") {

@@ -167,14 +167,15 @@ func TestSidecarServesMetricsAndHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	const processed = `ferry_jobs_processed_total{class="HardWorker",queue="go_default"} 1`
-	testutil.Eventually(t, 10*time.Second, "the job in /metrics", func() bool {
-		_, body := get("/metrics")
-		return strings.Contains(body, processed)
+	// The shared figures are refreshed every 5 s; one refresh may come before the job ran
+	// (or time out on a loaded machine), so wait for one that saw it.
+	var body string
+	testutil.Eventually(t, 30*time.Second, "the job and the shared figures in /metrics", func() bool {
+		_, body = get("/metrics")
+		return strings.Contains(body, processed) && strings.Contains(body, `ferry_sidekiq_up 1`) &&
+			strings.Contains(body, `ferry_sidekiq_queue_size{queue="go_default"} 0`)
 	})
-	_, body := get("/metrics")
 	for _, want := range []string{
-		`ferry_sidekiq_queue_size{queue="go_default"} 0`,
-		`ferry_sidekiq_up 1`,
 		`ferry_job_duration_seconds_count{class="HardWorker",queue="go_default"} 1`,
 		`ferry_busy_workers{queue="go_default"} 0`,
 		`go_goroutines`,
