@@ -29,7 +29,8 @@
 // "enqueued_at" events at the payload's times (float seconds or Sidekiq 8 milliseconds),
 // push spans "created_at". A failed job records an "exception" event and the status
 // "Unhandled exception of type: <error class>"; a sidekiq.RetryIn, a push stopped by a
-// lock and a skipped job are not failures.
+// lock and a skipped job are not failures. In PushBulk (as in Ruby's push_bulk) a push
+// span covers the push middleware of its job; the batch is written after the spans end.
 //
 // # How a job relates to its push
 //
