@@ -49,9 +49,8 @@ func Logging(log *zap.Logger) *LogMiddleware {
 // InterceptRun implements sidekiq.RunMiddleware.
 func (m *LogMiddleware) InterceptRun(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) error {
 	l := m.log.With(zap.String("jid", job.JID), zap.String("class", job.HandlerName()), zap.String("queue", job.Queue))
-	st := &runState{}
 	ctx = context.WithValue(ctx, loggerKey{}, l)
-	ctx = context.WithValue(ctx, runStateKey{}, st)
+	ctx, st := withRunState(ctx)
 	l.Info("job start")
 	began := time.Now()
 	err := next(ctx)

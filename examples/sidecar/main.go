@@ -22,6 +22,18 @@
 //	FERRY_SHUTDOWN_TIMEOUT  How long SIGTERM waits for running jobs (a Go duration, "25s").
 //	                        Default: 25s. Keep it below the platform's kill delay (Heroku
 //	                        30 s, Kubernetes terminationGracePeriodSeconds).
+//	FERRY_HTTP_ADDR         When set (say 127.0.0.1:9394, or :9394 in a container), serve
+//	                        there: /metrics (Prometheus: package promferry's metrics, Go
+//	                        runtime and process), /healthz (200 while the process runs) and
+//	                        /readyz (200 once the first heartbeat is written, 503 before and
+//	                        while quiet or stopping). Default: no HTTP server.
+//
+// # Metrics and dashboard
+//
+// grafana-dashboard.json beside this file is a Grafana dashboard for the metrics /metrics
+// serves: throughput and failures by class, run time and latency percentiles, queue sizes
+// and latencies, retry, scheduled and dead sets, busy workers, fetch batches and Redis
+// errors. Import it and pick your Prometheus data source.
 //
 // # Splitting queues between Ruby and Go
 //
@@ -106,7 +118,19 @@ func run(ctx context.Context, getenv func(string) string, log *zap.Logger) error
 
 	cfg.Logger = log
 	srv := sidekiq.NewServer(rdb, &cfg)
+	reg := observe(srv, rdb, cfg.Namespace, log) // first: its middleware times the others
 	registerHandlers(srv, log)
+	if addr := strings.TrimSpace(getenv("FERRY_HTTP_ADDR")); addr != "" {
+		stop, err := serveHTTP(addr, handler(srv, reg), log)
+		if err != nil {
+			return fmt.Errorf("FERRY_HTTP_ADDR %q: %w", addr, err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			stop(sctx)
+		}()
+	}
 	log.Info("sidecar starting",
 		zap.String("redis", opts.Addr), zap.Int("db", opts.DB),
 		zap.Strings("queues", cfg.Queues), zap.Int("concurrency", cfg.Concurrency))

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +114,99 @@ func TestSidecarRunsJobs(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("sidecar did not stop after its context ended")
+	}
+}
+
+// TestSidecarServesMetricsAndHealth: with FERRY_HTTP_ADDR set, /healthz answers while the
+// process runs, /readyz once the server is registered and no longer once it is quiet,
+// and /metrics has the job counters of the jobs it ran and the shared Sidekiq figures.
+func TestSidecarServesMetricsAndHealth(t *testing.T) {
+	rdb, mr := testutil.NewEmbeddedRedis(t)
+	ctx := context.Background()
+	core, logs := observer.New(zapcore.InfoLevel)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(rctx, env(map[string]string{
+			"REDIS_URL":              "redis://" + mr.Addr(),
+			"FERRY_QUEUES":           "go_default",
+			"FERRY_CONCURRENCY":      "2",
+			"FERRY_SHUTDOWN_TIMEOUT": "2s",
+			"FERRY_HTTP_ADDR":        "127.0.0.1:0",
+		}), zap.New(core))
+	}()
+	var base string
+	testutil.Eventually(t, 10*time.Second, "the http listener", func() bool {
+		if l := logs.FilterMessage("http listening").All(); len(l) > 0 {
+			base = "http://" + l[0].ContextMap()["addr"].(string)
+			return true
+		}
+		return false
+	})
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	testutil.Eventually(t, 10*time.Second, "/readyz to answer 200", func() bool {
+		code, _ := get("/readyz")
+		return code == http.StatusOK
+	})
+	if code, body := get("/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+
+	c := sidekiq.NewClient(rdb, nil)
+	if _, err := c.Push(ctx, "HardWorker", []any{"bob", 5}, sidekiq.Queue("go_default")); err != nil {
+		t.Fatal(err)
+	}
+	const processed = `ferry_jobs_processed_total{class="HardWorker",queue="go_default"} 1`
+	// The shared figures are refreshed every 5 s; one refresh may come before the job ran
+	// (or time out on a loaded machine), so wait for one that saw it.
+	var body string
+	testutil.Eventually(t, 30*time.Second, "the job and the shared figures in /metrics", func() bool {
+		_, body = get("/metrics")
+		return strings.Contains(body, processed) && strings.Contains(body, `ferry_sidekiq_up 1`) &&
+			strings.Contains(body, `ferry_sidekiq_queue_size{queue="go_default"} 0`)
+	})
+	for _, want := range []string{
+		`ferry_job_duration_seconds_count{class="HardWorker",queue="go_default"} 1`,
+		`ferry_busy_workers{queue="go_default"} 0`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	// Quiet it as the Web UI's Quiet button does: not ready, still alive.
+	identity := logs.FilterMessage("ferry server started").All()[0].ContextMap()["identity"].(string)
+	if err := rdb.LPush(ctx, identity+"-signals", "TSTP").Err(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, "/readyz to answer 503 once quiet", func() bool {
+		code, _ := get("/readyz")
+		return code == http.StatusServiceUnavailable
+	})
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz while quiet: %d", code)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("sidecar did not stop")
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("the http server still answers after the sidecar stopped")
 	}
 }

@@ -28,6 +28,8 @@ type runReport struct {
 	LatencyP50  time.Duration
 	LatencyP99  time.Duration
 	LatencyN    int
+	Metrics     bool
+	Tracing     bool
 }
 
 // throughput is one worker's result on the pre-loaded queue.
@@ -52,6 +54,8 @@ func cmdRun(args []string, out io.Writer) error {
 	conc := fs.Int("c", 10, "concurrency of both workers")
 	latN := fs.Int("latency-n", 1000, "jobs pushed one at a time to an idle Ferry server for the latency figures")
 	withRuby := fs.Bool("ruby", true, "also time the real sidekiq binary")
+	withMetrics := fs.Bool("metrics", false, "attach promferry metrics to the Ferry server and scrape them (and the Redis stats collector) every second")
+	withTracing := fs.Bool("tracing", false, "trace every Ferry job with package tracing (OpenTelemetry SDK, every span sampled, exported nowhere)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,42 +64,56 @@ func cmdRun(args []string, out io.Writer) error {
 		return err
 	}
 	defer b.Close()
-	return runBench(context.Background(), b.Client, *url, runOptions{jobs: *n, conc: *conc, latencyN: *latN, ruby: *withRuby}, out)
+	return runBench(context.Background(), b.Client, *url, runOptions{jobs: *n, conc: *conc, latencyN: *latN, ruby: *withRuby, metrics: *withMetrics, tracing: *withTracing}, out)
 }
 
 // runOptions are run's flags.
 type runOptions struct {
 	jobs, conc, latencyN int
 	ruby                 bool
+	metrics, tracing     bool // instrument the Ferry server (see instrument)
 }
 
 // runBench measures on rdb, the database url names, which it flushes.
 func runBench(ctx context.Context, rdb *redis.Client, url string, o runOptions, out io.Writer) error {
 	n, conc, latN, withRuby := &o.jobs, &o.conc, &o.latencyN, &o.ruby
 	var err error
-	rep := runReport{Jobs: *n, Concurrency: *conc, LatencyN: *latN}
+	rep := runReport{Jobs: *n, Concurrency: *conc, LatencyN: *latN, Metrics: o.metrics, Tracing: o.tracing}
 	if *withRuby {
 		if rep.Ruby, err = timeRubySidekiq(ctx, rdb, url, *n, *conc); err != nil {
 			return fmt.Errorf("ruby sidekiq: %w", err)
 		}
 	}
-	if rep.Ferry, err = timeFerry(ctx, rdb, url, *n, *conc); err != nil {
+	if rep.Ferry, err = timeFerry(ctx, rdb, url, *n, *conc, o); err != nil {
 		return fmt.Errorf("ferry: %w", err)
 	}
-	if rep.LatencyP50, rep.LatencyP99, err = idleLatency(ctx, rdb, *latN); err != nil {
+	if rep.LatencyP50, rep.LatencyP99, err = idleLatency(ctx, rdb, *latN, o); err != nil {
 		return fmt.Errorf("latency: %w", err)
 	}
 	printRunReport(out, rep)
 	return nil
 }
 
+// instrumented names what was attached to the Ferry server, for the report.
+func instrumented(r runReport) string {
+	switch {
+	case r.Metrics && r.Tracing:
+		return " +metrics +tracing"
+	case r.Metrics:
+		return " +metrics"
+	case r.Tracing:
+		return " +tracing"
+	}
+	return ""
+}
+
 func printRunReport(out io.Writer, r runReport) {
 	fmt.Fprintf(out, "%d no-op jobs pre-loaded by Ruby push_bulk, concurrency %d\n\n", r.Jobs, r.Concurrency)
-	fmt.Fprintf(out, "%-28s %10s %12s %14s\n", "worker", "seconds", "jobs/s", "peak RSS (MB)")
+	fmt.Fprintf(out, "%-40s %10s %12s %14s\n", "worker", "seconds", "jobs/s", "peak RSS (MB)")
 	if r.Ruby.Elapsed > 0 {
-		fmt.Fprintf(out, "%-28s %10.2f %12.0f %14.1f\n", "Ruby sidekiq 6.4.1", r.Ruby.Elapsed.Seconds(), r.Ruby.rate(r.Jobs), float64(r.Ruby.PeakRSS)/1024)
+		fmt.Fprintf(out, "%-40s %10.2f %12.0f %14.1f\n", "Ruby sidekiq 6.4.1", r.Ruby.Elapsed.Seconds(), r.Ruby.rate(r.Jobs), float64(r.Ruby.PeakRSS)/1024)
 	}
-	fmt.Fprintf(out, "%-28s %10.2f %12.0f %14.1f\n", "Ferry (reliable fetch)", r.Ferry.Elapsed.Seconds(), r.Ferry.rate(r.Jobs), float64(r.Ferry.PeakRSS)/1024)
+	fmt.Fprintf(out, "%-40s %10.2f %12.0f %14.1f\n", "Ferry (reliable fetch)"+instrumented(r), r.Ferry.Elapsed.Seconds(), r.Ferry.rate(r.Jobs), float64(r.Ferry.PeakRSS)/1024)
 	if r.Ruby.Elapsed > 0 {
 		fmt.Fprintf(out, "\nFerry / Ruby: %.1fx\n", r.Ferry.rate(r.Jobs)/r.Ruby.rate(r.Jobs))
 	}
@@ -202,13 +220,15 @@ func waitProcessed(ctx context.Context, rdb *redis.Client, n int) error {
 
 // timeFerry runs a Ferry server with a no-op handler on the pre-loaded queue, timed from
 // Start until the handler has run n times.
-func timeFerry(ctx context.Context, rdb *redis.Client, url string, n, conc int) (throughput, error) {
+func timeFerry(ctx context.Context, rdb *redis.Client, url string, n, conc int, o runOptions) (throughput, error) {
 	if err := preloadWithRuby(ctx, rdb, url, n); err != nil {
 		return throughput{}, err
 	}
 	var done atomic.Int64
 	all := make(chan struct{})
 	srv := sidekiq.NewServer(rdb, &sidekiq.Config{Concurrency: conc})
+	stopInstr := instrument(srv, rdb, o)
+	defer stopInstr()
 	srv.Handle("NoopJob", sidekiq.HandlerFunc(func(context.Context, *sidekiq.Job) error {
 		if done.Add(1) == int64(n) {
 			close(all)
@@ -230,9 +250,11 @@ func timeFerry(ctx context.Context, rdb *redis.Client, url string, n, conc int) 
 
 // idleLatency pushes latN jobs one at a time, 2 ms apart, to an idle server and returns the
 // p50 and p99 of enqueued_at-to-handler-start.
-func idleLatency(ctx context.Context, rdb *redis.Client, latN int) (p50, p99 time.Duration, err error) {
+func idleLatency(ctx context.Context, rdb *redis.Client, latN int, o runOptions) (p50, p99 time.Duration, err error) {
 	lat := make(chan time.Duration, latN)
 	srv := sidekiq.NewServer(rdb, &sidekiq.Config{Concurrency: 10, Queues: []string{"latency"}})
+	stopInstr := instrument(srv, rdb, o)
+	defer stopInstr()
 	srv.Handle("LatencyJob", sidekiq.HandlerFunc(func(_ context.Context, j *sidekiq.Job) error {
 		lat <- time.Since(j.EnqueuedAt)
 		return nil

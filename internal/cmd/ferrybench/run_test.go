@@ -25,6 +25,21 @@ func TestRunCommand(t *testing.T) {
 	}
 }
 
+// TestRunCommandInstrumented: -metrics and -tracing attach to the Ferry server (its line
+// says so) and the jobs still all run.
+func TestRunCommandInstrumented(t *testing.T) {
+	testutil.RequireRuby(t)
+	db := testutil.RealRedis(t)
+	var out bytes.Buffer
+	o := runOptions{jobs: 300, conc: 10, latencyN: 20, metrics: true, tracing: true}
+	if err := runBench(t.Context(), db.Client, db.URL, o, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "Ferry (reliable fetch) +metrics +tracing") || strings.Contains(out.String(), "Ruby sidekiq") {
+		t.Errorf("report:\n%s", out.String())
+	}
+}
+
 // TestPushCommand runs `ferrybench push` with a few jobs: every method fills the queue with
 // the jobs it claims to have pushed, and the report gives both ratios.
 func TestPushCommand(t *testing.T) {
