@@ -229,7 +229,8 @@ func (f *fetcher) adopt(ctx context.Context, lo, hi uint64, cause error) []*unit
 		units, err := f.store.adopt(ctx, lo, hi)
 		if err == nil {
 			if len(units) > 0 {
-				f.log.Warn("a fetch reply was lost; running the jobs it took", zap.Int("jobs", len(units)), logcap.Error(cause))
+				f.log.Warn("a fetch reply was lost; running the jobs it took", zap.Int("jobs", len(units)),
+					zap.Uint64("from_seq", lo+1), zap.Uint64("to_seq", hi), logcap.Error(cause))
 			}
 			return units
 		}

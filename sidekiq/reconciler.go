@@ -67,7 +67,7 @@ func (r *reconciler) loop(ctx context.Context) {
 		}
 		if err := r.check(ctx); err != nil && ctx.Err() == nil {
 			r.obs.redisError("reconcile", err)
-			r.log.Warn("checking the in-flight hash for stranded jobs failed", logcap.Error(err))
+			r.log.Warn("reading the in-flight hash to compare with the jobs held failed; trying again next interval", logcap.Error(err))
 		}
 	}
 }
@@ -91,7 +91,7 @@ func (r *reconciler) check(ctx context.Context) error {
 	}
 	if n > 0 {
 		r.log.Warn("jobs stranded in this process's in-flight hash (a fetch reply was lost); pushed back to their queues",
-			zap.Int("jobs", n))
+			zap.Int("jobs", n), zap.Strings("fields", strays[:min(len(strays), 10)]))
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ type Proxy struct {
 	ln     net.Listener
 	target string
 	delay  atomic.Int64 // nanoseconds added before each forwarded chunk
+	bps    atomic.Int64 // bytes per second each direction of a connection may carry; 0: no limit
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
@@ -39,6 +40,11 @@ func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
 // SetLatency delays every forwarded chunk by d (0 disables).
 func (p *Proxy) SetLatency(d time.Duration) { p.delay.Store(int64(d)) }
+
+// SetBandwidth limits each direction of every connection to about bytesPerSecond (0
+// removes the limit): a chunk of n bytes waits n/bytesPerSecond before it is forwarded,
+// so small commands pass at once while big replies take their time, as on a slow link.
+func (p *Proxy) SetBandwidth(bytesPerSecond int64) { p.bps.Store(bytesPerSecond) }
 
 // CutAll closes every open connection; new connections are still accepted.
 // It returns how many connections were cut.
@@ -113,7 +119,11 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if d := time.Duration(p.delay.Load()); d > 0 {
+			d := time.Duration(p.delay.Load())
+			if bps := p.bps.Load(); bps > 0 {
+				d += time.Duration(int64(n) * int64(time.Second) / bps)
+			}
+			if d > 0 {
 				time.Sleep(d)
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {

@@ -44,9 +44,10 @@ import (
 // Server is a private redis-server on a fixed port and data directory. Its methods are safe
 // for concurrent use.
 type Server struct {
-	tb   testing.TB
-	dir  string
-	port int
+	tb    testing.TB
+	dir   string
+	port  int
+	extra []string
 
 	mu      sync.Mutex
 	proc    *os.Process
@@ -56,14 +57,16 @@ type Server struct {
 
 // Start starts a private redis-server, killed at the test's cleanup. Without redis-server
 // or redis-check-aof the test fails in CI and is skipped elsewhere (testutil.Unavailable).
-func Start(tb testing.TB) *Server {
+// extra are redis-server arguments appended after the package's own (which they
+// override), e.g. "--appendonly", "no" for a test that only needs a Redis of its own.
+func Start(tb testing.TB, extra ...string) *Server {
 	tb.Helper()
 	for _, bin := range []string{"redis-server", "redis-check-aof"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			testutil.Unavailable(tb, "%s not installed: %v", bin, err)
 		}
 	}
-	s := &Server{tb: tb, dir: tb.TempDir(), port: freePort(tb)}
+	s := &Server{tb: tb, dir: tb.TempDir(), port: freePort(tb), extra: extra}
 	if err := s.start(); err != nil {
 		tb.Fatal(err)
 	}
@@ -148,9 +151,10 @@ func (s *Server) start() error {
 		return err
 	}
 	s.mu.Lock()
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--dir", s.dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-		"--aof-load-truncated", "no", "--logfile", filepath.Join(s.dir, "redis.log"))
+		"--aof-load-truncated", "no", "--logfile", filepath.Join(s.dir, "redis.log")}, s.extra...)
+	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("redisproc: start redis-server: %w", err)
