@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/ferryhq/ferry/internal/redact"
 	"github.com/ferryhq/ferry/locks"
 	"github.com/ferryhq/ferry/middleware"
 	"github.com/ferryhq/ferry/sidekiq"
@@ -96,7 +97,7 @@ func runWorker(log *zap.Logger) (bool, error) {
 	}
 	lopts, err := redis.ParseURL(os.Getenv(envLedgerURL))
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", envLedgerURL, err)
+		return false, fmt.Errorf("%s: %w", envLedgerURL, redact.Error(err, os.Getenv(envLedgerURL)))
 	}
 	ledger := redis.NewClient(lopts)
 	defer ledger.Close()
