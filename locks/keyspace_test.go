@@ -384,3 +384,32 @@ type endRun struct {
 func (e endRun) InterceptRun(context.Context, *sidekiq.Job, func(context.Context) error) error {
 	return e.err
 }
+
+// TestRubyMiddlewarePayloadCannotNameKeys: the Ruby middleware's push hook took any payload
+// carrying its transient guard field as one it had marked, and ran the guarded-push script
+// on the payload's ferry_queue_lock key with the payload's flags. Sidekiq's scheduler pushes
+// due retry and schedule entries through Sidekiq::Client, so a payload there with both
+// fields could replace any key ("x" flag) with a string. Only a push the middleware marked
+// itself is guarded now; the forged one is pushed as a plain job.
+func TestRubyMiddlewarePayloadCannotNameKeys(t *testing.T) {
+	t.Parallel()
+	r := testutil.RealRedis(t)
+	ctx := context.Background()
+	seedSidekiqKeys(t, r.Client, "")
+	critical := r.Client.LRange(ctx, "queue:critical", 0, -1).Val()
+	for _, class := range []string{"Plain", "Report"} { // not locked, and locked (its key passes)
+		testutil.Ruby(t, r.URL, rubyLockSetup(t)+`
+Sidekiq::Client.push("class" => "`+class+`", "queue" => "default", "args" => [{"user_id" => 1}],
+  "ferry_queue_lock" => "queue:critical", "ferry_queue_lock_guard" => [600000, "rx"])
+`)
+	}
+	if typ := r.Client.Type(ctx, "queue:critical").Val(); typ != "list" {
+		t.Fatalf("queue:critical is a %s now, want the list it was", typ)
+	}
+	if got := r.Client.LRange(ctx, "queue:critical", 0, -1).Val(); strings.Join(got, "\n") != strings.Join(critical, "\n") {
+		t.Fatalf("queue:critical = %v, want %v", got, critical)
+	}
+	if n := r.Client.LLen(ctx, "queue:default").Val(); n != 2 {
+		t.Fatalf("%d jobs in queue:default, want both forged payloads pushed as plain jobs", n)
+	}
+}
