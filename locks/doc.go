@@ -142,10 +142,39 @@
 //	srv := sidekiq.NewServer(rdb, &sidekiq.Config{OnDeath: uj.OnDeath})
 //	srv.Use(uj)
 //
+// A digest is honoured only in the form the gem writes it (see "Keys and payloads"
+// below); a job whose digest is anything else runs as an unlocked job. With a lock_prefix
+// other than the gem's default "uniquejobs", name it with UniqueLockPrefix.
+//
 // The gem's orphan reaper deletes locks whose job it cannot find in a queue, the schedule
 // or retry set, or a listed process's <identity>:work hash; a Go Server publishes its
 // running jobs there with their payload, so the reaper sees them. With no Ruby Sidekiq
 // server running, nothing reaps, and locks of lost jobs without lock_ttl stay.
+//
+// # Keys and payloads
+//
+// A payload is untrusted input: whatever pushed it (a Ruby app, another service, anyone
+// who can write to Redis) chose every field. The rule of this package is that no payload
+// value chooses a Redis key outside the keyspace it belongs to:
+//
+//   - queue and worker lock keys are "ferry:lock:queue:<hex>" and "ferry:lock:worker:<hex>",
+//     the hex a SHA-256 of the job's inputs (see "Lock key"): payload values are hashed,
+//     never put into a key as they are;
+//   - the queue lock key a push records in the payload (PayloadKey) is used only when it
+//     has exactly that form (ValidQueueKey); any other value counts as absent, so the run
+//     side computes the key from the job's inputs when the lock applies to its class, and
+//     touches nothing when it does not;
+//   - a sidekiq-unique-jobs digest (lock_digest, or unique_digest) is used only in the form
+//     the gem writes it: "<lock prefix>:<hex>", hex being 32 (MD5, the gem's legacy
+//     algorithm) or 64 (SHA3-256) lowercase hex digits, optionally followed by ":RUN".
+//     Anything else ("queue:critical", "retry", "uniquejobs:digests", ...) means the job
+//     has no lock: it runs as an unlocked job, and no key is read or written for it.
+//     Unlock refuses such a digest with an error matching ErrInvalidDigest;
+//   - jids go into the Lua scripts as arguments, never as keys.
+//
+// A refused value is logged once per middleware and reason (logger options Logger and
+// UniqueLogger), with the first offending job as example, never once per job: a producer
+// pushing such payloads in a loop cannot flood the log.
 //
 // # Lock key
 //

@@ -20,12 +20,14 @@ func ExampleUniqueJobs() {
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 
-	// What sidekiq-unique-jobs wrote when Rails pushed an until_executed job.
-	rdb.Set(ctx, "uniquejobs:abc", "jid1", 0)
-	rdb.HSet(ctx, "uniquejobs:abc:LOCKED", "jid1", "1796000000.5")
-	rdb.ZAdd(ctx, "uniquejobs:digests", redis.Z{Score: 1796000000.5, Member: "uniquejobs:abc"})
+	// What sidekiq-unique-jobs wrote when Rails pushed an until_executed job: its digest is
+	// "uniquejobs:" and an MD5 in hex (the only form UniqueJobs accepts, with SHA3-256).
+	const digest = "uniquejobs:f98e6fdd7b0d9028fadc667da4d81fe9"
+	rdb.Set(ctx, digest, "jid1", 0)
+	rdb.HSet(ctx, digest+":LOCKED", "jid1", "1796000000.5")
+	rdb.ZAdd(ctx, "uniquejobs:digests", redis.Z{Score: 1796000000.5, Member: digest})
 	job, err := sidekiq.ParseJobString(`{"class":"ReportWorker","queue":"default","args":[42],"jid":"jid1",` +
-		`"lock":"until_executed","lock_digest":"uniquejobs:abc"}`)
+		`"lock":"until_executed","lock_digest":"` + digest + `"}`)
 	if err != nil {
 		panic(err)
 	}
@@ -33,10 +35,10 @@ func ExampleUniqueJobs() {
 	uj := locks.UniqueJobs(rdb)
 	// A Server runs it for every job: srv.Use(uj), with sidekiq.Config{OnDeath: uj.OnDeath}.
 	err = uj.InterceptRun(ctx, job, func(context.Context) error {
-		fmt.Println("running", job.JID, "lock held:", rdb.Exists(ctx, "uniquejobs:abc").Val() == 1)
+		fmt.Println("running", job.JID, "lock held:", rdb.Exists(ctx, digest).Val() == 1)
 		return nil
 	})
-	fmt.Println("after:", err, "lock held:", rdb.Exists(ctx, "uniquejobs:abc").Val() == 1)
+	fmt.Println("after:", err, "lock held:", rdb.Exists(ctx, digest).Val() == 1)
 	// Output:
 	// running jid1 lock held: true
 	// after: <nil> lock held: false

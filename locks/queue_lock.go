@@ -4,18 +4,47 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/ferryhq/ferry/internal/logcap"
 	"github.com/ferryhq/ferry/sidekiq"
 )
 
 // PayloadKey is the payload key under which a push records the queue lock key it took
 // (without Redis namespace), so the server releases exactly that key without recomputing
-// it.
+// it. The server honours it only in the form the push writes, "ferry:lock:queue:<64
+// lowercase hex>" (ValidQueueKey); any other value counts as absent.
 const PayloadKey = "ferry_queue_lock"
+
+// ValidQueueKey reports whether key is a queue lock key as Key and KeyFor make it:
+// QueueKeyPrefix and a lowercase hex SHA-256. A payload's PayloadKey must pass it before
+// the run side, or a worker lock, touches the key: a payload is untrusted and must not
+// name Sidekiq's keys (queue:*, retry, stat:processed, ...) or another lock's.
+func ValidQueueKey(key string) bool {
+	rest, ok := strings.CutPrefix(key, QueueKeyPrefix)
+	return ok && len(rest) == 64 && isLowerHex(rest)
+}
+
+// payloadQueueKey returns the job's PayloadKey if it is a valid queue lock key, else "".
+// An invalid one is logged through once, the first time per middleware.
+func payloadQueueKey(job *sidekiq.Job, once *logcap.Once, log *zap.Logger) string {
+	var key string
+	if found, err := job.Get(PayloadKey, &key); !found || err != nil || key == "" {
+		return ""
+	}
+	if !ValidQueueKey(key) {
+		if reason := PayloadKey + " is not a queue lock key"; once.First(reason) {
+			log.Warn(reason+"; ignored (logged once, not per job)", logcap.String("jid", job.JID),
+				logcap.String("class", job.Class), logcap.String("key", key))
+		}
+		return ""
+	}
+	return key
+}
 
 // lockOpTimeout bounds the Redis calls a lock makes outside the job's own context (release
 // and keep after the chain returned).
@@ -48,8 +77,9 @@ func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 // QueueLock.
 type Queue struct {
 	sidekiq.MiddlewareDefaults
-	rdb redis.UniversalClient
-	cfg config
+	rdb     redis.UniversalClient
+	cfg     config
+	refused logcap.Once // a payload's PayloadKey was invalid: logged once
 }
 
 // QueueLock returns a queue lock whose run side releases locks through rdb (the Redis the
@@ -125,12 +155,12 @@ type queueRunKey struct{}
 // the handler (a middleware failed the job, or completed it without running it), the lock
 // is released then.
 func (q *Queue) InterceptRun(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) (err error) {
-	var key string
-	found, gerr := job.Get(PayloadKey, &key)
-	if gerr != nil || !found || key == "" {
+	key := payloadQueueKey(job, &q.refused, q.cfg.logger)
+	if key == "" {
 		if !q.applies(job) {
 			return next(ctx)
 		}
+		var gerr error
 		if key, gerr = q.KeyFor(job); gerr != nil {
 			// Not a named-inputs job: it cannot have been locked by this rule.
 			return next(ctx)
@@ -141,7 +171,7 @@ func (q *Queue) InterceptRun(ctx context.Context, job *sidekiq.Job, next func(co
 	ctx = sidekiq.OnHandlerStart(ctx, func(ctx context.Context) error {
 		started = true
 		if err := releaseScript.Run(ctx, q.rdb, []string{full}, job.JID).Err(); err != nil {
-			return fmt.Errorf("locks: release queue lock %s of job %s: %w", key, job.JID, err)
+			return fmt.Errorf("locks: release queue lock %s of job %s: %w", key, logcap.Cut(job.JID, logcap.Max), err)
 		}
 		return nil
 	})
@@ -151,7 +181,7 @@ func (q *Queue) InterceptRun(ctx context.Context, job *sidekiq.Job, next func(co
 		}
 		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockOpTimeout)
 		defer cancel()
-		log := q.cfg.logger.With(zap.String("jid", job.JID), zap.String("key", full))
+		log := q.cfg.logger.With(logcap.String("jid", job.JID), zap.String("key", full))
 		var rin *sidekiq.RetryInError
 		if errors.As(err, &rin) {
 			ttl := q.cfg.ttl + max(rin.Delay, 0)

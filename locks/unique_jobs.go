@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/ferryhq/ferry/internal/logcap"
 	"github.com/ferryhq/ferry/sidekiq"
 )
 
@@ -69,6 +70,7 @@ type UniqueOption func(*uniqueConfig)
 
 type uniqueConfig struct {
 	keyPrefix  string
+	prefixes   []string
 	maxHistory int
 	lease      time.Duration
 	delay      time.Duration
@@ -87,6 +89,14 @@ func UniqueRedisNamespace(ns string) UniqueOption {
 	}
 }
 
+// UniqueLockPrefix sets the gem's lock_prefix values (config.lock_prefix, and any
+// lock_prefix a worker's sidekiq_options set) that payload digests may start with. A
+// digest is honoured only as "<prefix>:<hex digest>" (see the package documentation);
+// any other is treated as no lock. Default: DefaultSUJLockPrefix ("uniquejobs").
+func UniqueLockPrefix(prefixes ...string) UniqueOption {
+	return func(c *uniqueConfig) { c.prefixes = append([]string(nil), prefixes...) }
+}
+
 // UniqueMaxHistory sets how many entries of uniquejobs:changelog are kept when an unlock
 // writes one (the gem's max_history); 0 or less writes none. Default: DefaultSUJMaxHistory.
 func UniqueMaxHistory(n int) UniqueOption { return func(c *uniqueConfig) { c.maxHistory = n } }
@@ -102,15 +112,18 @@ func UniqueContentionDelay(d time.Duration) UniqueOption {
 	return func(c *uniqueConfig) { c.delay = d }
 }
 
-// UniqueLogger sets the logger for locks found held by another job. Default: no logging.
+// UniqueLogger sets the logger for locks found held by another job, and for payloads whose
+// digest is outside the gem's keyspace (once per reason, not per job). Default: no
+// logging.
 func UniqueLogger(l *zap.Logger) UniqueOption { return func(c *uniqueConfig) { c.log = l } }
 
 // Unique is server middleware that releases sidekiq-unique-jobs locks of jobs pushed by
 // Ruby with that gem. Make it with UniqueJobs.
 type Unique struct {
 	sidekiq.MiddlewareDefaults
-	rdb redis.UniversalClient
-	cfg uniqueConfig
+	rdb     redis.UniversalClient
+	cfg     uniqueConfig
+	refused logcap.Once // reasons a payload's digest was refused, logged once each
 }
 
 // UniqueJobs returns server middleware for jobs locked by sidekiq-unique-jobs v8 (see the
@@ -131,6 +144,16 @@ func UniqueJobs(rdb redis.UniversalClient, opts ...UniqueOption) *Unique {
 	if c.maxHistory < 0 {
 		c.maxHistory = 0
 	}
+	var prefixes []string
+	for _, p := range c.prefixes {
+		if p != "" {
+			prefixes = append(prefixes, p)
+		}
+	}
+	if len(prefixes) == 0 {
+		prefixes = []string{DefaultSUJLockPrefix}
+	}
+	c.prefixes = prefixes
 	if c.log == nil {
 		c.log = zap.NewNop()
 	}
@@ -144,15 +167,21 @@ type sujLock struct {
 	ttl    time.Duration
 }
 
-// sujLockOf reads the lock fields of job; ok is false when the job has no usable lock
-// (no "lock" type, or no digest). Fields of the wrong JSON type count as absent: a
-// malformed payload runs as an unlocked one.
-func sujLockOf(job *sidekiq.Job) (l sujLock, ok bool) {
+// maxSUJTTL bounds a payload's lock_ttl, so that no value overflows a time.Duration.
+const maxSUJTTL = 10 * 365 * 24 * time.Hour
+
+// lockOf reads the lock fields of job; ok is false when the job has no usable lock (no
+// "lock" type, or no digest). Fields of the wrong JSON type count as absent: a malformed
+// payload runs as an unlocked one. So does a digest outside the gem's keyspace
+// (validDigest), which is logged once per field, never per job.
+func (u *Unique) lockOf(job *sidekiq.Job) (l sujLock, ok bool) {
 	if found, err := job.Get("lock", &l.typ); !found || err != nil || l.typ == "" {
 		return l, false
 	}
+	field := ""
 	for _, k := range []string{"lock_digest", "unique_digest"} {
 		if found, err := job.Get(k, &l.digest); found && err == nil && l.digest != "" {
+			field = k
 			break
 		}
 		l.digest = ""
@@ -160,14 +189,34 @@ func sujLockOf(job *sidekiq.Job) (l sujLock, ok bool) {
 	if l.digest == "" {
 		return l, false
 	}
+	if !validDigest(l.digest, u.cfg.prefixes) {
+		if reason := field + " outside the sidekiq-unique-jobs keyspace"; u.refused.First(reason) {
+			u.cfg.log.Warn("sidekiq-unique-jobs: "+reason+"; the job runs unlocked (logged once, not per job)",
+				logcap.String("jid", job.JID), logcap.String("class", job.Class), logcap.String("digest", l.digest),
+				zap.Strings("accepted", u.digestForms()))
+		}
+		return l, false
+	}
 	for _, k := range []string{"lock_ttl", "lock_expiration"} {
 		var secs float64
 		if found, err := job.Get(k, &secs); found && err == nil && secs > 0 {
-			l.ttl = time.Duration(secs * float64(time.Second))
+			l.ttl = maxSUJTTL
+			if secs < maxSUJTTL.Seconds() {
+				l.ttl = time.Duration(secs * float64(time.Second))
+			}
 			break
 		}
 	}
 	return l, true
+}
+
+// digestForms describes the digests accepted, for the log.
+func (u *Unique) digestForms() []string {
+	out := make([]string, len(u.cfg.prefixes))
+	for i, p := range u.cfg.prefixes {
+		out[i] = p + ":<32 or 64 lowercase hex digits>[:RUN]"
+	}
+	return out
 }
 
 // InterceptRun applies the job's lock at the point the gem would (see the package
@@ -179,7 +228,7 @@ func sujLockOf(job *sidekiq.Job) (l sujLock, ok bool) {
 // ErrRunLockHeld), never dropped. A job with an unknown lock type is not run: it fails
 // with an *UnsupportedLockError and goes to the retry set.
 func (u *Unique) InterceptRun(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) error {
-	l, ok := sujLockOf(job)
+	l, ok := u.lockOf(job)
 	if !ok {
 		return next(ctx)
 	}
@@ -260,10 +309,10 @@ func (u *Unique) renew(ctx context.Context, digest, jid string, ttl time.Duratio
 				held, err := u.lock(ctx, digest, jid, ttl)
 				if err != nil && ctx.Err() == nil {
 					u.cfg.log.Warn("sidekiq-unique-jobs: renewing the runtime lock failed",
-						zap.String("jid", jid), zap.String("digest", digest), zap.Error(err))
+						logcap.String("jid", jid), logcap.String("digest", digest), logcap.Error(err))
 				} else if err == nil && !held {
 					u.cfg.log.Warn("sidekiq-unique-jobs: runtime lock lost while the job runs",
-						zap.String("jid", jid), zap.String("digest", digest))
+						logcap.String("jid", jid), logcap.String("digest", digest))
 				}
 			}
 		}
@@ -275,24 +324,28 @@ func (u *Unique) renew(ctx context.Context, digest, jid string, ttl time.Duratio
 // with retry: false), as the gem's death handler does, but only if the job holds it. Set
 // it as sidekiq.Config.OnDeath, or call it from yours.
 func (u *Unique) OnDeath(ctx context.Context, job *sidekiq.Job, _ error) {
-	l, ok := sujLockOf(job)
+	l, ok := u.lockOf(job)
 	if !ok || l.typ == SUJUntilExpired {
 		return
 	}
 	if _, err := u.unlock(ctx, l.digest, job.JID); err != nil {
 		u.cfg.log.Warn("sidekiq-unique-jobs: unlock of a dead job failed",
-			zap.String("jid", job.JID), zap.String("digest", l.digest), zap.Error(err))
+			logcap.String("jid", job.JID), logcap.String("digest", l.digest), logcap.Error(err))
 	}
 }
 
 // Unlock releases digest (a lock_digest, "uniquejobs:<hash>", without Redis namespace) if
 // jid holds it, as the gem's unlock.lua does, in one Lua call. It reports whether the lock
-// was released.
+// was released. A digest outside the gem's keyspace (see the package documentation) is
+// refused with an error matching ErrInvalidDigest, touching nothing.
 func (u *Unique) Unlock(ctx context.Context, digest, jid string) (bool, error) {
 	return u.unlock(ctx, digest, jid)
 }
 
 func (u *Unique) unlock(ctx context.Context, digest, jid string) (bool, error) {
+	if !validDigest(digest, u.cfg.prefixes) {
+		return false, fmt.Errorf("locks: sidekiq-unique-jobs unlock %s of job %s: %w", logcap.Cut(digest, logcap.Max), logcap.Cut(jid, logcap.Max), ErrInvalidDigest)
+	}
 	d := u.cfg.keyPrefix + digest
 	keys := []string{d, d + ":QUEUED", d + ":PRIMED", d + ":LOCKED", d + ":INFO",
 		u.cfg.keyPrefix + SUJChangelogKey, u.cfg.keyPrefix + SUJDigestsKey}
@@ -302,13 +355,16 @@ func (u *Unique) unlock(ctx context.Context, digest, jid string) (bool, error) {
 	}
 	if n == 0 {
 		u.cfg.log.Debug("sidekiq-unique-jobs: lock not held by this job; left alone",
-			zap.String("jid", jid), zap.String("digest", digest))
+			logcap.String("jid", jid), logcap.String("digest", digest))
 	}
 	return n == 1, nil
 }
 
 // lock takes digest for jid if nobody holds it (refreshing its TTL if jid does).
 func (u *Unique) lock(ctx context.Context, digest, jid string, ttl time.Duration) (bool, error) {
+	if !validDigest(digest, u.cfg.prefixes) {
+		return false, fmt.Errorf("locks: sidekiq-unique-jobs lock %s for job %s: %w", logcap.Cut(digest, logcap.Max), logcap.Cut(jid, logcap.Max), ErrInvalidDigest)
+	}
 	d := u.cfg.keyPrefix + digest
 	keys := []string{d, d + ":LOCKED", u.cfg.keyPrefix + SUJChangelogKey, u.cfg.keyPrefix + SUJDigestsKey}
 	n, err := sujLockScript.Run(ctx, u.rdb, keys, jid, nowSeconds(), ttl.Milliseconds(), u.cfg.maxHistory).Int()
@@ -325,7 +381,7 @@ func (u *Unique) relock(ctx context.Context, l sujLock, jid string) {
 	defer cancel()
 	if _, err := u.lock(ctx, l.digest, jid, l.ttl); err != nil {
 		u.cfg.log.Warn("sidekiq-unique-jobs: could not take the lock back after a failed run",
-			zap.String("jid", jid), zap.String("digest", l.digest), zap.Error(err))
+			logcap.String("jid", jid), logcap.String("digest", l.digest), logcap.Error(err))
 	}
 }
 
@@ -337,7 +393,7 @@ func (u *Unique) unlockAfterRun(ctx context.Context, digest, jid string) {
 	defer cancel()
 	if _, err := u.unlock(ctx, digest, jid); err != nil {
 		u.cfg.log.Error("sidekiq-unique-jobs: unlock after the run failed",
-			zap.String("jid", jid), zap.String("digest", digest), zap.Error(err))
+			logcap.String("jid", jid), logcap.String("digest", digest), logcap.Error(err))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/ferryhq/ferry/internal/logcap"
 	"github.com/ferryhq/ferry/sidekiq"
 )
 
@@ -45,8 +46,9 @@ func (e *HeldError) Is(target error) bool { return target == ErrLockHeld }
 // every process working the Redis. Install it with Server.Use; make it with WorkerLock.
 type Worker struct {
 	sidekiq.MiddlewareDefaults
-	rdb redis.UniversalClient
-	cfg config
+	rdb     redis.UniversalClient
+	cfg     config
+	refused logcap.Once // a payload's PayloadKey was invalid: logged once
 }
 
 // WorkerLock returns a worker lock that takes its leases in rdb (the Redis the Server
@@ -121,7 +123,7 @@ func (w *Worker) InterceptRun(ctx context.Context, job *sidekiq.Job, next func(c
 		return w.contended(ctx, job, full, holder)
 	}
 	if err := job.Set(WaitsKey, nil); err != nil {
-		w.cfg.logger.Warn("clearing the worker lock wait count failed", zap.String("jid", job.JID), zap.Error(err))
+		w.cfg.logger.Warn("clearing the worker lock wait count failed", logcap.String("jid", job.JID), zap.Error(err))
 	}
 
 	runCtx, cancel := context.WithCancelCause(ctx)
@@ -143,7 +145,7 @@ func (w *Worker) InterceptRun(ctx context.Context, job *sidekiq.Job, next func(c
 		defer bgCancel()
 		if rerr := releaseScript.Run(bg, w.rdb, []string{full}, job.JID).Err(); rerr != nil {
 			w.cfg.logger.Warn("worker lock not released; it expires with its lease",
-				zap.String("jid", job.JID), zap.String("key", full), zap.Duration("lease", lease), zap.Error(rerr))
+				logcap.String("jid", job.JID), zap.String("key", full), zap.Duration("lease", lease), zap.Error(rerr))
 		}
 		if lost && err != nil {
 			err = fmt.Errorf("%w: %w", ErrLeaseLost, err)
@@ -167,10 +169,9 @@ func (w *Worker) contended(ctx context.Context, job *sidekiq.Job, full, holder s
 	if ctx.Value(queueRunKey{}) == nil {
 		// A queue lock's run side, if any, comes after this one and never sees the
 		// reschedule: keep the job's queue lock for the delay here.
-		var qkey string
-		if ok, err := job.Get(PayloadKey, &qkey); ok && err == nil && qkey != "" {
+		if qkey := payloadQueueKey(job, &w.refused, w.cfg.logger); qkey != "" {
 			if err := postponeScript.Run(ctx, w.rdb, []string{w.cfg.keyPrefix + qkey}, job.JID, delay.Milliseconds()).Err(); err != nil {
-				w.cfg.logger.Warn("queue lock of a rescheduled job not extended", zap.String("jid", job.JID), zap.Error(err))
+				w.cfg.logger.Warn("queue lock of a rescheduled job not extended", logcap.String("jid", job.JID), zap.Error(err))
 			}
 		}
 	}
@@ -185,7 +186,7 @@ func (w *Worker) renew(ctx context.Context, stop <-chan struct{}, jid, key strin
 	lease := w.cfg.lease
 	tick := time.NewTicker(lease / 3)
 	defer tick.Stop()
-	log := w.cfg.logger.With(zap.String("jid", jid), zap.String("key", key))
+	log := w.cfg.logger.With(logcap.String("jid", jid), zap.String("key", key))
 	for {
 		select {
 		case <-stop:

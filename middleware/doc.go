@@ -43,6 +43,12 @@
 // not run again when the job is retried: its result, stored in Redis under the job's jid,
 // is returned instead. The record is deleted when the job succeeds or dies.
 //
+// The record's key is "ferry:steps:<jid>". A jid is payload content, and no payload value
+// may choose a key outside its keyspace or make a key of any size: a jid that is not 1 to
+// 64 letters, digits, '-' and '_' (Sidekiq's and Ferry's are 24 hex digits) is hashed, and
+// its record lives at "ferry:steps:h:<hex SHA-256 of the jid>" (StepStore.Key). Step names
+// are hash fields inside the record, chosen by your code, never keys.
+//
 //	steps := middleware.Steps(rdb, nil)
 //	srv := sidekiq.NewServer(rdb, &sidekiq.Config{OnDeath: steps.OnDeath})
 //	srv.Use(steps)

@@ -10,6 +10,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"go.uber.org/zap"
 
+	"github.com/ferryhq/ferry/internal/logcap"
+	"github.com/ferryhq/ferry/internal/rediskey"
 	"github.com/ferryhq/ferry/sidekiq"
 )
 
@@ -47,7 +49,7 @@ type StepStore struct {
 
 // Steps returns the run middleware that gives handlers durable steps (see Step), keeping
 // each job's step results in the Redis hash "ferry:steps:<jid>" (one field per step name,
-// values in msgpack) on rdb.
+// values in msgpack) on rdb; see Key for jids that are not plain.
 //
 //	steps := middleware.Steps(rdb, nil)
 //	srv := sidekiq.NewServer(rdb, &sidekiq.Config{OnDeath: steps.OnDeath})
@@ -69,8 +71,11 @@ func Steps(rdb redis.UniversalClient, cfg *StepsConfig) *StepStore {
 	return &StepStore{rdb: rdb, prefix: c.KeyPrefix, ttl: c.TTL}
 }
 
-// Key returns the Redis key of the step record of the job with this jid.
-func (s *StepStore) Key(jid string) string { return s.prefix + jid }
+// Key returns the Redis key of the step record of the job with this jid: the prefix and
+// the jid itself when it is up to 64 letters, digits, '-' and '_' (every jid Sidekiq and
+// Ferry make), else the prefix, "h:" and the jid's hex SHA-256. A jid is payload content:
+// this keeps the key short and inside the prefix whatever a producer put there.
+func (s *StepStore) Key(jid string) string { return s.prefix + rediskey.Part(jid) }
 
 type stepsKey struct{}
 
@@ -120,7 +125,7 @@ func (s *StepStore) forget(ctx context.Context, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := s.rdb.Del(ctx, key).Err(); err != nil {
-		Logger(ctx).Warn("deleting the job's step record failed; it expires on its own", zap.String("key", key), zap.Error(err))
+		Logger(ctx).Warn("deleting the job's step record failed; it expires on its own", logcap.String("key", key), zap.Error(err))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/ferryhq/ferry/internal/logcap"
 	"github.com/ferryhq/ferry/sidekiq"
 )
 
@@ -127,7 +128,7 @@ func (r *Relay) deliver(ctx context.Context, rows []row) *outcomes {
 	out := &outcomes{}
 	fail := func(rw row, err error, bad bool) {
 		park := bad || rw.attempts+1 >= r.cfg.MaxAttempts
-		r.cfg.Logger.Warn("outbox delivery failed", zap.String("jid", rw.jid), zap.Int("attempt", rw.attempts+1),
+		r.cfg.Logger.Warn("outbox delivery failed", logcap.String("jid", rw.jid), zap.Int("attempt", rw.attempts+1),
 			zap.Bool("parked", park), zap.Error(err))
 		out.failedIDs = append(out.failedIDs, rw.id)
 		out.failedErrs = append(out.failedErrs, err.Error())
@@ -135,6 +136,7 @@ func (r *Relay) deliver(ctx context.Context, rows []row) *outcomes {
 	}
 	pushes := make([]sidekiq.JobPush, 0, len(rows))
 	sent := make([]row, 0, len(rows))
+	markers := make([]string, 0, len(rows))
 	for _, rw := range rows {
 		job, err := sidekiq.ParseJobString(rw.payload)
 		if err == nil && job.JID != rw.jid {
@@ -145,6 +147,7 @@ func (r *Relay) deliver(ctx context.Context, rows []row) *outcomes {
 			continue
 		}
 		p := sidekiq.JobPush{Job: job, Guards: []sidekiq.PushGuard{DeliveryGuard(rw.jid)}}
+		markers = append(markers, p.Guards[0].Key)
 		if rw.runAt.Valid {
 			p.At = rw.runAt.Time
 		}
@@ -161,11 +164,11 @@ func (r *Relay) deliver(ctx context.Context, rows []row) *outcomes {
 		switch {
 		case res.Err == nil:
 			out.delivered = append(out.delivered, rw.id)
-		case errors.As(res.Err, &held) && held.Key == MarkerPrefix+rw.jid:
-			r.cfg.Logger.Debug("outbox job already pushed", zap.String("jid", rw.jid))
+		case errors.As(res.Err, &held) && held.Key == markers[i]:
+			r.cfg.Logger.Debug("outbox job already pushed", logcap.String("jid", rw.jid))
 			out.delivered = append(out.delivered, rw.id)
 		case errors.Is(res.Err, sidekiq.ErrPushStopped):
-			r.cfg.Logger.Info("outbox job not pushed: push middleware stopped it", zap.String("jid", rw.jid), zap.Error(res.Err))
+			r.cfg.Logger.Info("outbox job not pushed: push middleware stopped it", logcap.String("jid", rw.jid), zap.Error(res.Err))
 			out.stoppedIDs = append(out.stoppedIDs, rw.id)
 			out.stoppedNotes = append(out.stoppedNotes, "not pushed: "+res.Err.Error())
 		case isNoReply(res.Err) || isBusyReply(res.Err):

@@ -49,7 +49,12 @@
 //
 // Delivery into Redis is at least once, and de-duplicated by jid, which makes it exactly
 // once per jid: every push carries a delivery marker (the Redis key MarkerPrefix+jid, a
-// sidekiq.PushGuard) that the same Lua call sets after pushing the job. A relay that dies
+// sidekiq.PushGuard) that the same Lua call sets after pushing the job. A row's jid is
+// content another program may have written, and no such value may choose a key outside
+// its keyspace or make a key of any size: a jid that is not 1 to 64 letters, digits, '-'
+// and '_' (Push's are 24 hex digits) is hashed, its marker being MarkerPrefix+"h:"+ its
+// hex SHA-256 (DeliveryGuard). Nothing else from a row or a payload becomes a key: the job
+// goes to the queue its payload names, as any Sidekiq push does. A relay that dies
 // after pushing and before committing leaves the row unmarked but the marker set; the next
 // pass finds the marker, pushes nothing and marks the row delivered. Markers are kept for
 // MarkerTTL (7 days): a row left unmarked longer than that could be pushed again. Handlers
@@ -91,6 +96,13 @@
 // Delivered rows stay too (delivered_at set), for audit; delete old ones when you like:
 //
 //	DELETE FROM ferry_outbox WHERE delivered_at < now() - interval '7 days';
+//
+// # 6. Removing an outbox
+//
+// CreateTable makes two objects: the table and its trigger function "<table>_notify()",
+// which DROP TABLE leaves behind. DropTable removes both, in one transaction:
+//
+//	err := outbox.DropTable(ctx, db, "ferry_outbox")
 //
 // The package uses database/sql; use the pgx driver (github.com/jackc/pgx/v5/stdlib,
 // driver name "pgx"), as the tests and examples/outbox do.

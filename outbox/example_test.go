@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"log"
-	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -32,11 +31,11 @@ func Example() {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
 
-	table := fmt.Sprintf("outbox_example_%d", time.Now().UnixNano()) // your app: outbox.DefaultTable
+	table := "outbox_example_" + runTag // your app: outbox.DefaultTable
 	if err := outbox.CreateTable(ctx, db, table); err != nil {
 		log.Fatal(err)
 	}
-	defer db.Exec("DROP TABLE " + table)
+	defer outbox.DropTable(ctx, db, table) // the table and its trigger function
 
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {

@@ -5,12 +5,14 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/ferryhq/ferry/internal/redact"
 	"github.com/ferryhq/ferry/outbox"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -24,8 +26,68 @@ func postgresURL() string {
 	return "postgres://postgres:postgres@127.0.0.1:5432/test?sslmode=disable"
 }
 
+// runTag is in the name of every table this test process creates, so that TestMain can
+// find what the process left behind without looking at other processes' tables.
+var runTag = func() string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return fmt.Sprintf("%d_%s", os.Getpid(), hex.EncodeToString(b[:]))
+}()
+
+// TestMain runs the tests, then fails the run if any table or function whose name holds
+// runTag is still in the database: every test must remove all it creates
+// (outbox.DropTable), or the shared test database fills with orphans.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if left, err := leftovers(runTag); err != nil {
+		fmt.Fprintln(os.Stderr, "outbox tests: checking for leftovers:", err)
+	} else if len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "outbox tests left %d objects in the database: %v\n", len(left), left)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// leftovers lists the tables and functions of the test database whose name contains tag.
+// No PostgreSQL means nothing was created: no leftovers.
+func leftovers(tag string) ([]string, error) {
+	db, err := sql.Open("pgx", postgresURL())
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if db.PingContext(ctx) != nil {
+		return nil, nil
+	}
+	rows, err := db.QueryContext(ctx, `
+SELECT 'table ' || schemaname || '.' || tablename FROM pg_tables WHERE strpos(tablename, $1) > 0
+UNION ALL
+SELECT 'function ' || n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE strpos(p.proname, $1) > 0`, tag)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
 // newTable opens the test PostgreSQL and creates an outbox table with a random name,
-// dropped at cleanup. A missing PostgreSQL skips the test (fails it in CI).
+// removed with outbox.DropTable at cleanup. A missing PostgreSQL skips the test (fails it
+// in CI).
 func newTable(t testing.TB) (*sql.DB, string) {
 	t.Helper()
 	db, err := sql.Open("pgx", postgresURL())
@@ -36,22 +98,23 @@ func newTable(t testing.TB) (*sql.DB, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
-		testutil.Unavailable(t, "no PostgreSQL at %s: %v", postgresURL(), err)
+		testutil.Unavailable(t, "no PostgreSQL at %s: %v", redact.URL(postgresURL()), redact.Error(err, postgresURL()))
 		return nil, ""
 	}
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatal(err)
 	}
-	table := "outbox_test_" + hex.EncodeToString(b[:])
-	if err := outbox.CreateTable(ctx, db, table); err != nil {
-		t.Fatal(err)
-	}
+	table := "outbox_test_" + runTag + "_" + hex.EncodeToString(b[:])
+	// Registered first, so it runs after every other cleanup of the test (relays stopped).
 	t.Cleanup(func() {
-		if _, err := db.ExecContext(context.Background(), "DROP TABLE IF EXISTS "+table); err != nil {
+		if err := outbox.DropTable(context.Background(), db, table); err != nil {
 			t.Errorf("drop %s: %v", table, err)
 		}
 	})
+	if err := outbox.CreateTable(ctx, db, table); err != nil {
+		t.Fatal(err)
+	}
 	return db, table
 }
 

@@ -10,11 +10,13 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ferryhq/ferry/internal/rediskey"
 	"github.com/ferryhq/ferry/sidekiq"
 )
 
-// MarkerPrefix starts the Redis key of a delivery marker; the jid follows. The marker is
-// set by the same Lua call that pushes the job, so a job whose marker exists was pushed.
+// MarkerPrefix starts the Redis key of a delivery marker; the jid follows (see
+// DeliveryGuard). The marker is set by the same Lua call that pushes the job, so a job
+// whose marker exists was pushed.
 const MarkerPrefix = "ferry:outbox:delivered:"
 
 // MarkerTTL is how long a delivery marker is kept: a relay that died after pushing must
@@ -22,8 +24,12 @@ const MarkerPrefix = "ferry:outbox:delivered:"
 const MarkerTTL = 7 * 24 * time.Hour
 
 // DeliveryGuard is the PushGuard a relay attaches to the push of the job with this jid.
+// Its key is MarkerPrefix and the jid when the jid is up to 64 letters, digits, '-' and
+// '_' (every jid Push, Sidekiq and Ferry make), else MarkerPrefix, "h:" and the jid's hex
+// SHA-256: a row's jid may come from any program writing the table, and must not make a
+// long key or one outside MarkerPrefix.
 func DeliveryGuard(jid string) sidekiq.PushGuard {
-	return sidekiq.PushGuard{Key: MarkerPrefix + jid, TTL: MarkerTTL}
+	return sidekiq.PushGuard{Key: MarkerPrefix + rediskey.Part(jid), TTL: MarkerTTL}
 }
 
 // RelayConfig configures a Relay. The zero value (or nil) means every default.

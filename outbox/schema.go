@@ -83,7 +83,8 @@ func checkTable(table string) error {
 
 // CreateTable creates the outbox table (with its index and notify trigger) named table if
 // it does not exist, and adds the trigger to an existing table that lacks it.
-// table may be schema-qualified ("app.outbox").
+// table may be schema-qualified ("app.outbox"). Besides the table it creates the trigger
+// function "<table>_notify()", which DROP TABLE leaves behind: remove both with DropTable.
 func CreateTable(ctx context.Context, db *sql.DB, table string) error {
 	if err := checkTable(table); err != nil {
 		return err
@@ -95,8 +96,35 @@ func CreateTable(ctx context.Context, db *sql.DB, table string) error {
 	if _, err := db.ExecContext(ctx, fmt.Sprintf(Schema, table, index)); err != nil {
 		return fmt.Errorf("outbox: create table %s: %w", table, err)
 	}
-	if _, err := db.ExecContext(ctx, fmt.Sprintf(NotifySchema, table, NotifyChannel(table), table+"_notify")); err != nil {
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(NotifySchema, table, NotifyChannel(table), notifyFunction(table))); err != nil {
 		return fmt.Errorf("outbox: create notify trigger on %s: %w", table, err)
 	}
 	return nil
 }
+
+// DropTable removes what CreateTable made for table: the table (with its rows, index and
+// trigger) and its trigger function "<table>_notify()", in one transaction. A table or
+// function already gone is not an error. Use it in migrations that retire an outbox, and
+// in tests that create their own tables.
+func DropTable(ctx context.Context, db *sql.DB, table string) error {
+	if err := checkTable(table); err != nil {
+		return err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("outbox: drop table %s: %w", table, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	for _, stmt := range []string{"DROP TABLE IF EXISTS " + table, "DROP FUNCTION IF EXISTS " + notifyFunction(table) + "()"} {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("outbox: drop table %s: %w", table, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("outbox: drop table %s: %w", table, err)
+	}
+	return nil
+}
+
+// notifyFunction is the name of the trigger function CreateTable installs for table.
+func notifyFunction(table string) string { return table + "_notify" }

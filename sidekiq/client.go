@@ -248,6 +248,9 @@ func (c *Client) buildJob(class string, args []any, s *pushSettings) (*Job, erro
 
 // fill applies options and defaults, as Sidekiq's normalize_item does.
 func (c *Client) fill(job *Job, s *pushSettings) error {
+	if err := checkCluster(c.rdb, c.cfg.Namespace); err != nil {
+		return err
+	}
 	if job.Class == "" {
 		return errors.New("sidekiq: push: class is empty")
 	}

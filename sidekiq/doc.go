@@ -91,4 +91,30 @@
 // field names a Redis key outside its keyspace (a "queue" is only ever appended to
 // "queue:"); fetches and the Busy page are bounded in bytes; log lines about jobs are
 // sampled and their payload-derived fields cut.
+//
+// # Redis Cluster
+//
+// Ferry runs on Redis Cluster when every key it uses lives in one hash slot: give the
+// Client and the Server a Namespace that is a hash tag, such as "{ferry}". Every key is
+// then "{ferry}:queue:default", "{ferry}:retry", ..., and Redis hashes it on "ferry" alone.
+// That is needed because Ferry's Lua scripts and MULTI/EXEC blocks touch several keys at
+// once (the fetch moves jobs from a queue into the process's in-flight hash; an outcome
+// moves a job from that hash into the retry set; a guarded push sets its guard and pushes
+// the job), which a cluster allows only within one slot. The whole of Ferry's data is thus
+// on one node: a cluster gives you failover of that node through its replicas, not a load
+// spread over several. Pushing, running, retries, the schedule and recovery of a dead
+// process's jobs are tested on a real three-node cluster.
+//
+//	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: nodes})
+//	client := sidekiq.NewClient(rdb, &sidekiq.ClientConfig{Namespace: "{ferry}"})
+//	srv := sidekiq.NewServer(rdb, &sidekiq.Config{Namespace: "{ferry}"})
+//
+// A *redis.ClusterClient (or a *redis.Ring, which shards by key as well) with a Namespace
+// that is not a hash tag is refused before anything is written: pushes fail and Start
+// returns an error matching ErrClusterNamespace. Redis hashes a key on what lies between
+// its first '{' and the first '}' after it, so the tag must be closed and not empty within
+// the namespace ("app{ferry}" works, "{}app" does not). Ruby Sidekiq itself does not
+// support Redis Cluster; a fleet mixing Ruby and Go processes on a cluster would need
+// redis-namespace with the same hash tag on the Ruby side, which Sidekiq 7 and later no
+// longer support.
 package sidekiq

@@ -1,6 +1,7 @@
 package sidekiq
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -143,8 +144,8 @@ func (s *Server) Use(mws ...Middleware) {
 // Start registers the process, starts fetching and returns at once. ctx bounds only the
 // start-up; stop the server with Stop.
 func (s *Server) Start(ctx context.Context) error {
-	if s.cfgErr != nil {
-		return s.cfgErr
+	if err := cmp.Or(s.cfgErr, checkCluster(s.rdb, s.cfg.Namespace)); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	if s.started {

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/internal/clock"
+	"github.com/ferryhq/ferry/internal/redact"
 )
 
 // NewEmbeddedRedis starts an in-process Redis for one test and returns a client for it and
@@ -86,7 +87,7 @@ func RealRedis(tb testing.TB) *RealRedisDB {
 	tb.Helper()
 	opts, err := redis.ParseURL(RealRedisURL())
 	if err != nil {
-		tb.Fatalf("REDIS_URL: %v", err)
+		tb.Fatalf("REDIS_URL: %v", redact.Error(err, RealRedisURL()))
 	}
 	ctx := context.Background()
 	admin := redis.NewClient(&redis.Options{Addr: opts.Addr, Password: opts.Password, DB: 0})

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/redact"
 )
 
 // rubyPrelude loads Sidekiq (and ActiveJob) and points both client and server at REDIS_URL.
@@ -113,7 +115,8 @@ func RunRuby(redisURL, script string, opts ...RubyOption) (string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%w\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String())
+		// Ruby's messages may quote REDIS_URL (a connection error): mask its password.
+		return stdout.String(), redact.Error(fmt.Errorf("%w\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String()), redisURL)
 	}
 	return stdout.String(), nil
 }
@@ -154,7 +157,7 @@ func StartSidekiq(tb testing.TB, redisURL, jobsRuby string, args ...string) *Sid
 	tb.Cleanup(func() {
 		p.Stop(10 * time.Second)
 		if tb.Failed() {
-			tb.Logf("sidekiq output:\n%s", tail(p.Output(), 4000))
+			tb.Logf("sidekiq output:\n%s", tail(redact.String(p.Output(), redisURL), 4000))
 		}
 	})
 	return p

@@ -31,6 +31,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/redact"
 	"github.com/ferryhq/ferry/outbox"
 	"github.com/ferryhq/ferry/sidekiq"
 )
@@ -68,7 +69,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	defer db.Close()
 	if err := db.PingContext(ctx); err != nil {
-		return fmt.Errorf("PostgreSQL at POSTGRES_URL: %w", err)
+		return fmt.Errorf("PostgreSQL at POSTGRES_URL: %w", redact.Error(err, cfg.postgresURL))
 	}
 	rdb, cleanup, err := connectRedis(cfg.redisURL)
 	if err != nil {
@@ -177,7 +178,7 @@ func connectRedis(url string) (redis.UniversalClient, func(), error) {
 	if url != "" {
 		opts, err := redis.ParseURL(url)
 		if err != nil {
-			return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+			return nil, nil, fmt.Errorf("REDIS_URL: %w", redact.Error(err, url))
 		}
 		rdb := redis.NewClient(opts)
 		return rdb, func() { rdb.Close() }, nil

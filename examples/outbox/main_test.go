@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/redact"
+	"github.com/ferryhq/ferry/outbox"
 	"github.com/ferryhq/ferry/testutil"
 )
 
@@ -37,13 +39,35 @@ func TestOutboxExample(t *testing.T) {
 	pctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := db.PingContext(pctx); err != nil {
-		testutil.Unavailable(t, "no PostgreSQL at %s: %v", cfg.postgresURL, err)
+		testutil.Unavailable(t, "no PostgreSQL at %s: %v", redact.URL(cfg.postgresURL), redact.Error(err, cfg.postgresURL))
 	}
+	// Cleanups run last first: drop both tables, then check that nothing named after them
+	// is left (the outbox's trigger function goes with outbox.DropTable, not DROP TABLE).
 	t.Cleanup(func() {
-		for _, table := range []string{cfg.outboxTable, cfg.usersTable} {
-			if _, err := db.Exec("DROP TABLE IF EXISTS " + table); err != nil {
-				t.Errorf("drop %s: %v", table, err)
+		var left []string
+		rows, err := db.Query(`SELECT tablename FROM pg_tables WHERE strpos(tablename, $1) > 0
+UNION ALL SELECT proname FROM pg_proc WHERE strpos(proname, $1) > 0`, suffix)
+		if err != nil {
+			t.Errorf("checking for leftovers: %v", err)
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name string
+			if rows.Scan(&name) == nil {
+				left = append(left, name)
 			}
+		}
+		if len(left) > 0 {
+			t.Errorf("the example left %v in the database", left)
+		}
+	})
+	t.Cleanup(func() {
+		if err := outbox.DropTable(context.Background(), db, cfg.outboxTable); err != nil {
+			t.Errorf("drop %s: %v", cfg.outboxTable, err)
+		}
+		if _, err := db.Exec("DROP TABLE IF EXISTS " + cfg.usersTable); err != nil {
+			t.Errorf("drop %s: %v", cfg.usersTable, err)
 		}
 	})
 

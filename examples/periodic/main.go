@@ -26,6 +26,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/redact"
 	"github.com/ferryhq/ferry/periodic"
 	"github.com/ferryhq/ferry/sidekiq"
 )
@@ -110,7 +111,7 @@ func connectRedis(url string) (redis.UniversalClient, func(), error) {
 	if url != "" {
 		opts, err := redis.ParseURL(url)
 		if err != nil {
-			return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+			return nil, nil, fmt.Errorf("REDIS_URL: %w", redact.Error(err, url))
 		}
 		rdb := redis.NewClient(opts)
 		return rdb, func() { rdb.Close() }, nil

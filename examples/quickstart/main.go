@@ -26,6 +26,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/redact"
 	"github.com/ferryhq/ferry/sidekiq"
 )
 
@@ -155,15 +156,16 @@ func empty(ctx context.Context, rdb redis.UniversalClient) bool {
 	return n == 0
 }
 
-// connect uses REDIS_URL, or starts an embedded Redis when it is unset.
+// connect uses REDIS_URL, or starts an embedded Redis when it is unset. The description it
+// returns, which the quick start prints, has the URL's password masked.
 func connect() (redis.UniversalClient, string, func(), error) {
 	if url := os.Getenv("REDIS_URL"); url != "" {
 		opts, err := redis.ParseURL(url)
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("REDIS_URL: %w", err)
+			return nil, "", nil, fmt.Errorf("REDIS_URL: %w", redact.Error(err, url))
 		}
 		rdb := redis.NewClient(opts)
-		return rdb, url, func() { rdb.Close() }, nil
+		return rdb, redact.URL(url), func() { rdb.Close() }, nil
 	}
 	mr, err := miniredis.Run()
 	if err != nil {

@@ -79,6 +79,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/ferryhq/ferry/internal/redact"
 	"github.com/ferryhq/ferry/sidekiq"
 )
 
@@ -105,7 +106,7 @@ func run(ctx context.Context, getenv func(string) string, log *zap.Logger) error
 	}
 	opts, err := redis.ParseURL(redisURL)
 	if err != nil {
-		return fmt.Errorf("REDIS_URL: %w", err)
+		return fmt.Errorf("REDIS_URL: %w", redact.Error(err, redisURL))
 	}
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()

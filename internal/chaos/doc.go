@@ -31,7 +31,10 @@
 //     type, and a valid ChaosOK job of 3 MB.
 //
 // Meanwhile a fault schedule, drawn from a seeded RNG, every 0.5–2 s: SIGKILLs a Go worker
-// and starts a new one; SIGTERMs one (it must exit 0 within 30 s) and starts a new one;
+// and starts a new one; SIGTERMs one (it must exit 0 within 30 s) and starts a new one (a
+// worker reports on an inherited pipe when its SIGTERM handler is installed, and the
+// suite signals it only then: before that the signal would kill it outright, which tests
+// nothing and is not a crash);
 // SIGKILLs redis-server and starts it again on the same data; cuts every proxied
 // connection; or adds 5–105 ms of latency to each proxied chunk for 0.3–1.8 s. The first
 // five faults are one of each kind, so the short form has them all.

@@ -25,6 +25,7 @@ type workerProc struct {
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the current process has been reaped
+	ready   chan struct{} // closed when the current process has its SIGTERM handler
 	killed  bool          // the suite sent the current process SIGKILL
 	termed  bool          // the suite sent the current process SIGTERM
 	stopErr int           // exits with ExitShutdownError after SIGTERM
@@ -48,9 +49,18 @@ func (w *workerProc) start() error {
 	if err != nil {
 		return err
 	}
+	// The worker writes a byte to this pipe once its SIGTERM handler is installed (see
+	// term). The write end is the child's fd 3; the parent's copy is closed after Start,
+	// so the read ends at the child's exit if it never says it is ready.
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		_ = logf.Close()
+		return err
+	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), WorkerEnv+"=1"), w.env...)
+	cmd.Env = append(append(os.Environ(), WorkerEnv+"=1", envReadyFD+"=3"), w.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{readyW}
 	// A worker dies with the test process (a timeout, a panic) instead of running on
 	// as an orphan. Pdeathsig follows the thread that started the child, so that thread
 	// stays locked to the goroutine that waits for it.
@@ -80,11 +90,22 @@ func (w *workerProc) start() error {
 		w.cmd = nil
 		close(done)
 	}()
-	if err := <-started; err != nil {
+	err = <-started
+	_ = readyW.Close()
+	if err != nil {
+		_ = readyR.Close()
 		_ = logf.Close()
 		return fmt.Errorf("%s: start: %w", w.name, err)
 	}
-	w.cmd, w.done, w.killed, w.termed = cmd, done, false, false
+	ready := make(chan struct{})
+	go func() {
+		defer readyR.Close()
+		var b [1]byte
+		if n, _ := readyR.Read(b[:]); n == 1 {
+			close(ready)
+		}
+	}()
+	w.cmd, w.done, w.ready, w.killed, w.termed = cmd, done, ready, false, false
 	return nil
 }
 
@@ -113,12 +134,34 @@ func (w *workerProc) kill() bool {
 
 // term sends SIGTERM and waits up to grace for a clean exit, then kills. It reports
 // whether there was a process to stop.
+//
+// The signal is sent only once the process has said that its handler is installed (the
+// ready pipe): before that, SIGTERM has its default effect and the process dies of it, an
+// exit that proves nothing about graceful shutdown and that the suite would count as a
+// crash. A process that does not get ready within grace is a failure too (a hung start);
+// one that exits before it is ready has its exit judged as if no signal had been sent.
 func (w *workerProc) term(grace time.Duration) bool {
 	w.mu.Lock()
-	cmd, done := w.cmd, w.done
+	cmd, done, ready := w.cmd, w.done, w.ready
+	w.mu.Unlock()
 	if cmd == nil {
-		w.mu.Unlock()
 		return false
+	}
+	select {
+	case <-ready:
+	case <-done:
+		return true
+	case <-time.After(grace):
+		w.mu.Lock()
+		w.crashes = append(w.crashes, fmt.Sprintf("%s: not ready for SIGTERM %v after its start", w.name, grace))
+		w.mu.Unlock()
+		w.kill()
+		return true
+	}
+	w.mu.Lock()
+	if w.cmd != cmd {
+		w.mu.Unlock() // it exited meanwhile, on its own: the waiter judged that exit
+		return true
 	}
 	w.termed = true
 	_ = cmd.Process.Signal(syscall.SIGTERM)

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/ferryhq/ferry/internal/redact"
 	"github.com/ferryhq/ferry/locks"
 	"github.com/ferryhq/ferry/middleware"
 	"github.com/ferryhq/ferry/sidekiq"
@@ -30,6 +31,9 @@ const (
 	envLedgerURL   = "CHAOS_LEDGER_URL"  // the ledger's redis:// URL
 	envConcurrency = "CHAOS_CONCURRENCY" // Config.Concurrency
 	envQueues      = "CHAOS_QUEUES"      // comma-separated queue names
+	// envReadyFD names the file descriptor on which the worker writes one byte once its
+	// SIGTERM handler is installed; the suite sends SIGTERM only after that byte.
+	envReadyFD = "CHAOS_READY_FD"
 )
 
 // Worker process timings: short enough that a SIGKILLed process's jobs come back within
@@ -86,17 +90,30 @@ func RunWorker() int {
 // error.
 const ExitShutdownError = 3
 
+// sayReady tells the suite, through the descriptor named by envReadyFD, that SIGTERM is
+// now handled. Until then the signal would kill the process outright.
+func sayReady() {
+	fd, err := strconv.Atoi(os.Getenv(envReadyFD))
+	if err != nil || fd < 3 {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "ready")
+	_, _ = f.Write([]byte{1})
+	_ = f.Close()
+}
+
 // runWorker runs servers until a signal; it reports whether one arrived.
 func runWorker(log *zap.Logger) (bool, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	sayReady()
 	conc, err := strconv.Atoi(os.Getenv(envConcurrency))
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", envConcurrency, err)
 	}
 	lopts, err := redis.ParseURL(os.Getenv(envLedgerURL))
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", envLedgerURL, err)
+		return false, fmt.Errorf("%s: %w", envLedgerURL, redact.Error(err, os.Getenv(envLedgerURL)))
 	}
 	ledger := redis.NewClient(lopts)
 	defer ledger.Close()

@@ -22,9 +22,17 @@ class FerryQueueLock
   EXCLUDED_BY_DEFAULT = %w[locale tz].freeze
   # Default lock TTL in seconds, beyond any schedule delay. Same as locks.DefaultTTL.
   DEFAULT_TTL = 3600
-  # Transient payload field carrying [ttl_ms, flags] from the middleware to the push; it is
+  # Transient payload field carrying a Guard from the middleware to the push; it is
   # removed before the payload is written.
   GUARD_FIELD = "ferry_queue_lock_guard"
+  # What the middleware puts under GUARD_FIELD: the lock TTL in ms and the script flags. A
+  # Ruby object, which no JSON payload can hold: a payload read back from Redis (Sidekiq's
+  # scheduler pushes due retries and scheduled jobs through Sidekiq::Client) that carries
+  # the field anyway is never taken for a marked one, so it cannot make the push run the
+  # script on a key of its choosing.
+  Guard = Struct.new(:ttl_ms, :flags)
+  # A lock key as the middleware makes it: KEY_PREFIX and a lowercase hex SHA-256.
+  KEY_FORMAT = /\Aferry:lock:queue:[0-9a-f]{64}\z/
   CONFLICTS = %i[drop raise replace].freeze
 
   # Raised for a job whose args[0] is not a Hash (named inputs), or an ActiveJob payload.
@@ -103,8 +111,10 @@ LUA
     # Runs the guarded-push script for one payload that the middleware marked. client is
     # the Sidekiq::Client doing the push, conn a connection from its pool.
     def push_guarded(client, conn, payload)
-      ttl_ms, flags = payload.delete(GUARD_FIELD)
+      guard = payload.delete(GUARD_FIELD)
+      ttl_ms, flags = guard.ttl_ms, guard.flags
       key = payload[PAYLOAD_KEY]
+      raise Error, "ferry queue lock: job #{payload["jid"]}: not a queue lock key" unless KEY_FORMAT.match?(key.to_s)
       rec = Recorder.new
       client.send(:atomic_push, rec, [payload])
       keys = [rec.list, rec.queues || "queues", key]
@@ -175,7 +185,7 @@ LUA
     private
 
     def raw_push(payloads)
-      guarded, plain = payloads.partition { |p| p.is_a?(Hash) && p.key?(FerryQueueLock::GUARD_FIELD) }
+      guarded, plain = payloads.partition { |p| p.is_a?(Hash) && p[FerryQueueLock::GUARD_FIELD].is_a?(FerryQueueLock::Guard) }
       return super if guarded.empty?
       super(plain) unless plain.empty?
       @redis_pool.with do |conn|
@@ -220,7 +230,7 @@ LUA
     end
     job[PAYLOAD_KEY] = self.class.key(cfg[:namespace] || job["class"].to_s, self.class.inputs(job), cfg[:inputs])
     delay = job["at"] ? [job["at"].to_f - Time.now.to_f, 0].max : 0
-    job[GUARD_FIELD] = [((cfg[:ttl] + delay) * 1000).ceil, cfg[:flags]]
+    job[GUARD_FIELD] = Guard.new(((cfg[:ttl] + delay) * 1000).ceil, cfg[:flags])
     yield
   end
 

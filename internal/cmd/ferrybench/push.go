@@ -31,7 +31,7 @@ func (p pushRate) perSecond() float64 { return float64(p.Jobs) / p.Elapsed.Secon
 // database.
 func cmdPush(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("push", flag.ContinueOnError)
-	url := fs.String("redis", defaultRedisURL(), "Redis URL; its database is FLUSHED (database 0 is refused)")
+	url := redisFlag(fs)
 	n := fs.Int("n", 100000, "jobs for the bulk pushes; one-at-a-time pushes use n/10")
 	workers := fs.Int("g", 10, "goroutines for Go's one-at-a-time Push")
 	withRuby := fs.Bool("ruby", true, "also time Ruby Sidekiq's client")

@@ -5,26 +5,44 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ferryhq/ferry/internal/redact"
 )
 
-// defaultRedisURL is database 14 of REDIS_URL's server, or of the local Redis.
+// defaultRedisURL is database 14 of REDIS_URL's server (with its credentials), or of the
+// local Redis.
 func defaultRedisURL() string {
 	base := os.Getenv("REDIS_URL")
 	if base == "" {
 		base = "redis://127.0.0.1:6379"
 	}
-	opt, err := redis.ParseURL(base)
+	u, err := url.Parse(base)
 	if err != nil {
-		return base
+		return base // openBenchRedis reports it, password masked
 	}
-	opt.DB = 14
-	return fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
+	u.Path = "/14"
+	q := u.Query()
+	if q.Has("db") {
+		q.Del("db")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// redisFlag defines the -redis flag. Its default comes from REDIS_URL, so the usage text
+// shows it with the password masked.
+func redisFlag(fs *flag.FlagSet) *string {
+	u := fs.String("redis", defaultRedisURL(), "Redis URL; its database is FLUSHED (database 0 is refused)")
+	fs.Lookup("redis").DefValue = redact.URL(*u)
+	return u
 }
 
 // claimPrefix is the key (in database 0) by which the test suite's testutil.RealRedis marks
@@ -51,7 +69,7 @@ func (b *benchRedis) Close() error {
 func openBenchRedis(url string) (*benchRedis, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("-redis: %w", redact.Error(err, url))
 	}
 	if opt.DB == 0 {
 		return nil, errors.New("refusing to flush database 0: pass a URL with another database, e.g. redis://127.0.0.1:6379/14")

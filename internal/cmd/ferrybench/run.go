@@ -49,7 +49,7 @@ func (t throughput) rate(n int) float64 {
 // each draining the same number of no-op jobs that Ruby's push_bulk pre-loaded.
 func cmdRun(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	url := fs.String("redis", defaultRedisURL(), "Redis URL; its database is FLUSHED (database 0 is refused)")
+	url := redisFlag(fs)
 	n := fs.Int("n", 100000, "jobs to pre-load for each worker")
 	conc := fs.Int("c", 10, "concurrency of both workers")
 	latN := fs.Int("latency-n", 1000, "jobs pushed one at a time to an idle Ferry server for the latency figures")
