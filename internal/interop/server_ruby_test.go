@@ -29,11 +29,14 @@ type ranJob struct {
 // queue is empty, nothing is in the retry or dead sets, and stat:processed counts 1.
 func TestRubyPerformAsyncRunsInGoServer(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
+	testutil.ForEachSidekiq(t, testRubyPerformAsyncRunsInGoServer)
+}
+
+func testRubyPerformAsyncRunsInGoServer(t *testing.T, sk *testutil.RubySidekiq) {
 	db := testutil.RealRedis(t)
 	ctx := context.Background()
 
-	out := testutil.Ruby(t, db.URL, rubyTyped+`
+	out := sk.Ruby(t, db.URL, rubyTyped+`
 class GoOnlyWorker
   include Sidekiq::Worker
   sidekiq_options queue: "go_only"
@@ -130,7 +133,7 @@ func blockedReaders(t *testing.T, db *testutil.RealRedisDB, cmd string) int {
 	return n
 }
 
-// TestGoAndRubySidekiqShareAQueue: a Go Server (concurrency 5) and the real sidekiq 6.4.1
+// TestGoAndRubySidekiqShareAQueue: a Go Server (concurrency 5) and each release's real sidekiq
 // binary (-c 5) consume queue "shared" together. Once both are idle and waiting (the
 // five Ruby threads are blocked in BRPOP, so each is served as soon as jobs arrive), Ruby's
 // push_bulk enqueues 10,000 SharedJob jobs. The Go handler records each jid it runs in
@@ -140,13 +143,16 @@ func blockedReaders(t *testing.T, db *testutil.RealRedisDB, cmd string) int {
 // in-progress lists and the retry and dead sets are empty.
 func TestGoAndRubySidekiqShareAQueue(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
+	testutil.ForEachSidekiq(t, testGoAndRubySidekiqShareAQueue)
+}
+
+func testGoAndRubySidekiqShareAQueue(t *testing.T, sk *testutil.RubySidekiq) {
 	db := testutil.RealRedis(t)
 	ctx := context.Background()
 	const n = 10000
 	const rubyThreads = 5
 
-	ruby := testutil.StartSidekiq(t, db.URL, sharedJobsRuby, "-q", "shared", "-c", strconv.Itoa(rubyThreads))
+	ruby := sk.StartSidekiq(t, db.URL, sharedJobsRuby, "-q", "shared", "-c", strconv.Itoa(rubyThreads))
 	var mu sync.Mutex
 	goRuns := map[string]int{}
 	srv := sidekiq.NewServer(db.Client, &sidekiq.Config{Concurrency: 5, Queues: []string{"shared"}})
@@ -166,7 +172,7 @@ func TestGoAndRubySidekiqShareAQueue(t *testing.T) {
 		return blockedReaders(t, db, "brpop") >= rubyThreads
 	})
 
-	out := testutil.Ruby(t, db.URL, `
+	out := sk.Ruby(t, db.URL, `
 jids = Sidekiq::Client.push_bulk("class" => "SharedJob", "queue" => "shared",
                                  "args" => (0...`+strconv.Itoa(n)+`).map { |i| [i] })
 puts JSON.generate(jids)
