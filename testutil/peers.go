@@ -195,13 +195,30 @@ func lastLineOf(s string) string {
 //	ferry_server_option(k, v)    an option of the sidekiq process (Sidekiq.options in 6.x,
 //	                             the configuration in 7.x and 8.x), e.g. :poll_interval_average
 func (s *RubySidekiq) prelude(activeJob bool) string {
-	p := `
+	load, config := s.preludeParts(activeJob)
+	return load + config
+}
+
+// preludeParts splits the prelude into what loads code and what depends on the script's
+// environment (REDIS_URL, stderr), which a fork server runs in each child.
+func (s *RubySidekiq) preludeParts(activeJob bool) (load, config string) {
+	load = `
 $stdout.sync = true
 require "json"
 require "logger"
 require "sidekiq"
 require "sidekiq/api"
 FERRY_SIDEKIQ_MAJOR = Sidekiq::VERSION.to_i
+def ferry_server_option(key, value)
+  Sidekiq.configure_server do |c|
+    if FERRY_SIDEKIQ_MAJOR >= 7 then c[key] = value else Sidekiq.options[key] = value end
+  end
+end
+`
+	if activeJob {
+		load += s.LoadActiveJob()
+	}
+	config = `
 Sidekiq.configure_client { |c| c.redis = { url: ENV.fetch("REDIS_URL") } }
 Sidekiq.configure_server { |c| c.redis = { url: ENV.fetch("REDIS_URL") } }
 ferry_logger = Logger.new($stderr)
@@ -211,16 +228,8 @@ if Sidekiq.respond_to?(:default_configuration)
 else
   Sidekiq.logger = ferry_logger
 end
-def ferry_server_option(key, value)
-  Sidekiq.configure_server do |c|
-    if FERRY_SIDEKIQ_MAJOR >= 7 then c[key] = value else Sidekiq.options[key] = value end
-  end
-end
 `
-	if activeJob {
-		p += s.LoadActiveJob()
-	}
-	return p
+	return load, config
 }
 
 // LoadActiveJob is Ruby that loads ActiveJob (Debian's 6.1) with the Sidekiq adapter a

@@ -3,6 +3,7 @@ package testutil
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -81,6 +82,18 @@ func (s *RubySidekiq) RunRuby(redisURL, script string, opts ...RubyOption) (stri
 	}
 	if err := s.available(); err != nil {
 		return "", fmt.Errorf("Sidekiq %s unavailable: %w", s.version, err)
+	}
+	if fs := s.forkServerFor(st.activeJob); fs != nil {
+		stdout, stderr, status, err := fs.run(script, append([]string{"REDIS_URL=" + redisURL}, st.env...), st.timeout)
+		switch {
+		case err == nil && status == 0:
+			return stdout, nil
+		case err == nil:
+			return stdout, fmt.Errorf("exit status %d\nstderr:\n%s\nstdout:\n%s", status, stderr, stdout)
+		case !errors.Is(err, errForkNotSent):
+			return stdout, fmt.Errorf("%w\nstderr:\n%s\nstdout:\n%s", err, stderr, stdout)
+		}
+		// The server was gone before the script was sent: run it on its own below.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), st.timeout)
 	defer cancel()
