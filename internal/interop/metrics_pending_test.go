@@ -1,11 +1,8 @@
 //go:build interop_pending
 
-// This file holds interop tests that wait on a core change (issue 16). Run them with
-// `go test -tags interop_pending ./internal/interop/`; move each into the suite proper
-// (drop the build tag) once it passes.
-//
-// Pending on: the Server recording execution metrics (sidekiq/execmetrics.go: record on
-// every finished job, flush with each heartbeat).
+// Pending on issue 16, item 2: the Server recording execution metrics
+// (sidekiq/execmetrics.go: record on every finished job, flush with each heartbeat). Run
+// with -tags interop_pending; drop the tag once it passes.
 
 package interop
 
