@@ -38,11 +38,14 @@
 //     queues, busy, fresh beat) and its running jobs; Process#quiet! and #stop! quiet and
 //     stop it, and so do the Busy page's Quiet and Stop buttons (a forged POST is refused);
 //     Sidekiq::Web's dashboard, Busy, Queues and stats pages show it through Rack;
-//     Sidekiq::Stats, Stats::History and Queue#latency count its jobs.
+//     Sidekiq::Stats, Stats::History and Queue#latency count its jobs; its process record
+//     reads like the one the release's own binary writes for the same queues
+//     (process_record_test.go).
 //   - Failures both ways (retry_ruby_test.go, retry_crossover_test.go, retry_options_test.go):
 //     Go's retry and dead entries on the Retries and Dead pages; Retry Now and Retry All
 //     from the Web UI bring Go's and Ruby's failed jobs back to the other side; each side
-//     retries what the other failed, with every field intact.
+//     retries what the other failed, with every field intact; Go errors show readable
+//     classes (error_class_test.go).
 //   - Metrics: METRICS-FORMAT.md describes Sidekiq 7.3's and 8.1's execution metrics in
 //     Redis; metrics_pending_test.go (build tag interop_pending) checks a Go server's
 //     metrics through Metrics::Query and the Metrics page once the server records them.

@@ -1,8 +1,3 @@
-//go:build interop_pending
-
-// Pending on issue 16, item 3: the process record as 8.x writes it (the `capsules` entry)
-// and `weights` in the declared queue order. Run with -tags interop_pending.
-
 package interop
 
 import (
