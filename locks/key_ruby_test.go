@@ -24,9 +24,13 @@ puts "ferry:lock:queue:" + Digest::SHA256.hexdigest(s)
 
 func TestKeySameInRubyAndGo(t *testing.T) {
 	t.Parallel()
+	testutil.ForEachSidekiq(t, testKeySameInRubyAndGo)
+}
+
+func testKeySameInRubyAndGo(t *testing.T, sk *testutil.RubySidekiq) {
 	ctx := context.Background()
 	r := testutil.RealRedis(t)
-	want := strings.TrimSpace(testutil.Ruby(t, r.URL, rubyKey))
+	want := strings.TrimSpace(sk.Ruby(t, r.URL, rubyKey))
 
 	rubyJobs, err := testutil.Enqueued(ctx, r.Client, "", "default")
 	if err != nil || len(rubyJobs) != 1 {

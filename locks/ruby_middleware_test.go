@@ -42,7 +42,6 @@ func TestRubyMiddlewareCarriesGoConstants(t *testing.T) {
 // rubyLockSetup loads the shipped middleware and declares the job classes the tests push.
 func rubyLockSetup(t *testing.T) string {
 	t.Helper()
-	testutil.RequireRuby(t)
 	abs, err := filepath.Abs(rubyMiddlewareFile)
 	if err != nil {
 		t.Fatal(err)
@@ -62,16 +61,23 @@ Sidekiq.configure_client do |c|
     }
   end
 end
+# ferry_enqueue_due runs one pass of Sidekiq's own scheduler (7.0+ hand it the configuration).
+def ferry_enqueue_due
+  require "sidekiq/scheduled"
+  enq = FERRY_SIDEKIQ_MAJOR >= 7 ? Sidekiq::Scheduled::Enq.new(Sidekiq.default_configuration) : Sidekiq::Scheduled::Enq.new
+  enq.enqueue_jobs
+end
 %w[Report Audit Shared1 Shared2 Strict Later Taker Plain].each do |n|
   Object.const_set(n, Class.new { include Sidekiq::Worker })
 end
 `
 }
 
-// rubyJIDs runs body (which must leave an Array of jids in `out`) and returns them.
-func rubyJIDs(t *testing.T, url, body string) []string {
+// rubyJIDs runs body (which must leave an Array of jids in `out`) with the release sk and
+// returns them.
+func rubyJIDs(t *testing.T, sk *testutil.RubySidekiq, url, body string) []string {
 	t.Helper()
-	out := testutil.Ruby(t, url, rubyLockSetup(t)+"out = []\n"+body+"\nputs JSON.generate(out)\n")
+	out := sk.Ruby(t, url, rubyLockSetup(t)+"out = []\n"+body+"\nputs JSON.generate(out)\n")
 	var jids []string
 	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &jids); err != nil {
 		t.Fatalf("ruby output %q: %v", out, err)
@@ -124,8 +130,9 @@ func TestRubyMiddlewareCollapses(t *testing.T) {
 			same: [][2]int{{0, 1}},
 		},
 		{
-			name:  "locale and tz are left out by default",
-			body:  `out << Audit.perform_async(id: 1, locale: "fr", tz: "Europe/Paris"); out << Audit.perform_async("id" => 1, "locale" => "de")`,
+			name: "locale and tz are left out by default",
+			// Symbol keys are strict args: 7.0+ raise unless the app turned the check off.
+			body:  `Sidekiq.strict_args!(false); out << Audit.perform_async(id: 1, locale: "fr", tz: "Europe/Paris"); out << Audit.perform_async("id" => 1, "locale" => "de")`,
 			jobs:  1,
 			same:  [][2]int{{0, 1}},
 			class: "Audit", in: `{"id":1}`,
@@ -141,8 +148,7 @@ func TestRubyMiddlewareCollapses(t *testing.T) {
 			name: "Sidekiq's scheduler promotes a locked job past its own lock",
 			body: `out << Audit.perform_in(600, "id" => 1)
 Sidekiq.redis { |c| c.zadd("schedule", Time.now.to_f - 1, c.zrange("schedule", 0, 0)[0]) }
-require "sidekiq/scheduled"
-Sidekiq::Scheduled::Enq.new.enqueue_jobs
+ferry_enqueue_due
 out << Audit.perform_async("id" => 1)`,
 			jobs:  1,
 			same:  [][2]int{{0, 1}},
@@ -154,8 +160,7 @@ out << Audit.perform_async("id" => 1)`,
 retried = {"class" => "Audit", "queue" => "default", "args" => [{"id" => 1}], "jid" => "b" * 24,
   "retry" => true, "retry_count" => 0, "ferry_queue_lock" => FerryQueueLock.key("Audit", {"id" => 1})}
 Sidekiq.redis { |c| c.zadd("retry", Time.now.to_f - 1, JSON.generate(retried)) }
-require "sidekiq/scheduled"
-Sidekiq::Scheduled::Enq.new.enqueue_jobs
+ferry_enqueue_due
 out << "b" * 24`,
 			jobs:  2,
 			diff:  [][2]int{{0, 1}},
@@ -205,58 +210,64 @@ end`,
 			same: [][2]int{{0, 1}},
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			r := testutil.RealRedis(t)
-			jids := rubyJIDs(t, r.URL, tc.body)
-			jobs, err := testutil.Enqueued(ctx, r.Client, "", "default")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(jobs) != tc.jobs {
-				t.Errorf("%d jobs in queue:default, want %d (jids %v)", len(jobs), tc.jobs, jids)
-			}
-			for _, p := range tc.same {
-				if jids[p[0]] == "" || jids[p[0]] != jids[p[1]] {
-					t.Errorf("jids %d and %d: %q, %q; want the same", p[0], p[1], jids[p[0]], jids[p[1]])
+	testutil.ForEachSidekiq(t, func(t *testing.T, sk *testutil.RubySidekiq) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				r := testutil.RealRedis(t)
+				jids := rubyJIDs(t, sk, r.URL, tc.body)
+				jobs, err := testutil.Enqueued(ctx, r.Client, "", "default")
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			for i, w := range tc.want {
-				if jids[i] != w {
-					t.Errorf("out[%d] = %q, want %q", i, jids[i], w)
+				if len(jobs) != tc.jobs {
+					t.Errorf("%d jobs in queue:default, want %d (jids %v)", len(jobs), tc.jobs, jids)
 				}
-			}
-			for _, p := range tc.diff {
-				if jids[p[0]] == jids[p[1]] {
-					t.Errorf("jids %d and %d are both %q; want different", p[0], p[1], jids[p[0]])
+				for _, p := range tc.same {
+					if jids[p[0]] == "" || jids[p[0]] != jids[p[1]] {
+						t.Errorf("jids %d and %d: %q, %q; want the same", p[0], p[1], jids[p[0]], jids[p[1]])
+					}
 				}
-			}
-			for _, j := range jobs {
-				if _, ok := j.Extra["ferry_queue_lock_guard"]; ok {
-					t.Errorf("job %s carries the transient guard field: %s", j.JID, j.Raw())
+				for i, w := range tc.want {
+					if jids[i] != w {
+						t.Errorf("out[%d] = %q, want %q", i, jids[i], w)
+					}
 				}
-			}
-			if tc.class != "" {
-				key := lockKey(t, tc.class, tc.in)
-				if v, err := r.Client.Get(ctx, key).Result(); err != nil || v != jids[0] {
-					t.Errorf("lock %s holds %q (%v), want %q", key, v, err, jids[0])
+				for _, p := range tc.diff {
+					if jids[p[0]] == jids[p[1]] {
+						t.Errorf("jids %d and %d are both %q; want different", p[0], p[1], jids[p[0]])
+					}
 				}
-				if jobs[0].JID != jids[0] {
-					t.Fatalf("queued job %s, want %s", jobs[0].JID, jids[0])
+				for _, j := range jobs {
+					if _, ok := j.Extra["ferry_queue_lock_guard"]; ok {
+						t.Errorf("job %s carries the transient guard field: %s", j.JID, j.Raw())
+					}
 				}
-				var recorded string
-				if _, err := jobs[0].Get(locks.PayloadKey, &recorded); err != nil || recorded != key {
-					t.Errorf("payload %s = %q (%v), want %q", locks.PayloadKey, recorded, err, key)
+				if tc.class != "" {
+					key := lockKey(t, tc.class, tc.in)
+					if v, err := r.Client.Get(ctx, key).Result(); err != nil || v != jids[0] {
+						t.Errorf("lock %s holds %q (%v), want %q", key, v, err, jids[0])
+					}
+					if jobs[0].JID != jids[0] {
+						t.Fatalf("queued job %s, want %s", jobs[0].JID, jids[0])
+					}
+					var recorded string
+					if _, err := jobs[0].Get(locks.PayloadKey, &recorded); err != nil || recorded != key {
+						t.Errorf("payload %s = %q (%v), want %q", locks.PayloadKey, recorded, err, key)
+					}
 				}
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 func TestRubyAndGoShareTheLock(t *testing.T) {
 	t.Parallel()
+	testutil.ForEachSidekiq(t, testRubyAndGoShareTheLock)
+}
+
+func testRubyAndGoShareTheLock(t *testing.T, sk *testutil.RubySidekiq) {
 	ctx := context.Background()
 	args := []any{map[string]any{"user_id": 7}}
 	t.Run("Go first, then Ruby", func(t *testing.T) {
@@ -268,7 +279,7 @@ func TestRubyAndGoShareTheLock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		jids := rubyJIDs(t, r.URL, `out << Report.perform_async("user_id" => 7)`)
+		jids := rubyJIDs(t, sk, r.URL, `out << Report.perform_async("user_id" => 7)`)
 		if jids[0] != goJID {
 			t.Errorf("Ruby push returned %q, want the Go job's jid %q", jids[0], goJID)
 		}
@@ -277,7 +288,7 @@ func TestRubyAndGoShareTheLock(t *testing.T) {
 	t.Run("Ruby first, then Go", func(t *testing.T) {
 		t.Parallel()
 		r := testutil.RealRedis(t)
-		jids := rubyJIDs(t, r.URL, `out << Report.perform_async("user_id" => 7)`)
+		jids := rubyJIDs(t, sk, r.URL, `out << Report.perform_async("user_id" => 7)`)
 		c := sidekiq.NewClient(r.Client, nil)
 		c.Use(locks.QueueLock(r.Client, locks.Inputs("user_id"), locks.Classes("Report")))
 		goJID, err := c.Push(ctx, "Report", args)
@@ -306,9 +317,13 @@ func assertQueued(t *testing.T, r *testutil.RealRedisDB, jid string) {
 
 func TestGoServerReleasesRubyLock(t *testing.T) {
 	t.Parallel()
+	testutil.ForEachSidekiq(t, testGoServerReleasesRubyLock)
+}
+
+func testGoServerReleasesRubyLock(t *testing.T, sk *testutil.RubySidekiq) {
 	r := testutil.RealRedis(t)
 	key := lockKey(t, "Report", `{"user_id":7}`)
-	first := rubyJIDs(t, r.URL, `out << Report.perform_async("user_id" => 7)`)[0]
+	first := rubyJIDs(t, sk, r.URL, `out << Report.perform_async("user_id" => 7)`)[0]
 
 	ran := make(chan started, 4)
 	runServer(t, r.Client, "", locks.QueueLock(r.Client), "Report", func(ctx context.Context, job *sidekiq.Job) error {
@@ -318,7 +333,7 @@ func TestGoServerReleasesRubyLock(t *testing.T) {
 	if s := receive(t, ran, "the Ruby job to run"); s.jid != first || s.lockHeld != 0 {
 		t.Fatalf("ran %s with lock present = %d; want %s with its lock released", s.jid, s.lockHeld, first)
 	}
-	second := rubyJIDs(t, r.URL, `out << Report.perform_async("user_id" => 7)`)[0]
+	second := rubyJIDs(t, sk, r.URL, `out << Report.perform_async("user_id" => 7)`)[0]
 	if second == first {
 		t.Fatalf("identical push after the run returned the old jid %s", first)
 	}
@@ -329,11 +344,15 @@ func TestGoServerReleasesRubyLock(t *testing.T) {
 
 func TestRubyScheduledPushLock(t *testing.T) {
 	t.Parallel()
+	testutil.ForEachSidekiq(t, testRubyScheduledPushLock)
+}
+
+func testRubyScheduledPushLock(t *testing.T, sk *testutil.RubySidekiq) {
 	ctx := context.Background()
 	r := testutil.RealRedis(t)
 	key := lockKey(t, "Later", `{"id":1}`)
 	// Later has a 60 s TTL; the push is due in 30 s, so the lock must outlive 60 s.
-	jids := rubyJIDs(t, r.URL, `
+	jids := rubyJIDs(t, sk, r.URL, `
 out << Later.perform_in(30, "id" => 1)
 out << Later.perform_async("id" => 1)
 out << Sidekiq.redis { |c| c.pttl(`+testutil.RubyString(key)+`) }.to_s`)
@@ -369,6 +388,10 @@ out << Sidekiq.redis { |c| c.pttl(`+testutil.RubyString(key)+`) }.to_s`)
 // binary push the same locked job twice: one job is queued, holding the lock.
 func TestRubyMiddlewareInSidekiqServer(t *testing.T) {
 	t.Parallel()
+	testutil.ForEachSidekiq(t, testRubyMiddlewareInSidekiqServer)
+}
+
+func testRubyMiddlewareInSidekiqServer(t *testing.T, sk *testutil.RubySidekiq) {
 	ctx := context.Background()
 	r := testutil.RealRedis(t)
 	abs, err := filepath.Abs(rubyMiddlewareFile)
@@ -389,8 +412,8 @@ class Spawner
   end
 end
 `
-	testutil.StartSidekiq(t, r.URL, jobs, "-q", "spawn", "-c", "1")
-	if _, err := testutil.RunRuby(r.URL, `Sidekiq::Client.push("class" => "Spawner", "queue" => "spawn", "args" => [])`); err != nil {
+	sk.StartSidekiq(t, r.URL, jobs, "-q", "spawn", "-c", "1")
+	if _, err := sk.RunRuby(r.URL, `Sidekiq::Client.push("class" => "Spawner", "queue" => "spawn", "args" => [])`); err != nil {
 		t.Fatal(err)
 	}
 	res, err := r.Client.BLPop(ctx, 30*time.Second, "spawned").Result()
@@ -412,9 +435,13 @@ end
 // checks that Go computes the same key from the payload Ruby wrote.
 func TestRubyMiddlewareKeyMatchesGo(t *testing.T) {
 	t.Parallel()
+	testutil.ForEachSidekiq(t, testRubyMiddlewareKeyMatchesGo)
+}
+
+func testRubyMiddlewareKeyMatchesGo(t *testing.T, sk *testutil.RubySidekiq) {
 	ctx := context.Background()
 	r := testutil.RealRedis(t)
-	jid := rubyJIDs(t, r.URL, `out << Audit.perform_async("zeta" => "h\u00e9llo <a>&", "ratio" => 1.5, "tags" => ["x", 1, nil],
+	jid := rubyJIDs(t, sk, r.URL, `out << Audit.perform_async("zeta" => "h\u00e9llo <a>&", "ratio" => 1.5, "tags" => ["x", 1, nil],
   "nested" => {"b" => 1, "a" => [true]}, "id" => 12345678901234, "locale" => "fr", "tz" => "UTC")`)[0]
 	jobs, err := testutil.Enqueued(ctx, r.Client, "", "default")
 	if err != nil || len(jobs) != 1 || jobs[0].JID != jid {

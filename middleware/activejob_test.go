@@ -91,6 +91,14 @@ func TestActiveJobHandlerDiscardsNonEnvelopes(t *testing.T) {
 	}
 }
 
+// wrapperOf is the payload class the release's ActiveJob adapter writes.
+func wrapperOf(sk *testutil.RubySidekiq) string {
+	if sk.Major() >= 8 {
+		return sidekiq.ActiveJobWrapperClass8
+	}
+	return sidekiq.ActiveJobWrapperClass
+}
+
 func isDiscard(err error) bool {
 	_, ok := err.(*sidekiq.DiscardError)
 	return ok
@@ -137,13 +145,18 @@ func TestEncodeAJArgumentsRoundTrip(t *testing.T) {
 }
 
 // Issue #5, check 2 (Ruby to Go): WelcomeEmailJob.perform_later(42, greeting: "hi") from
-// Rails (ActiveJob 6.1, Sidekiq adapter) reaches a Go handler with 42 and the keywords;
-// symbols, times, dates, durations, modules and GlobalIDs arrive typed.
+// Rails (ActiveJob 6.1 with the Sidekiq adapter of each release: Rails' own on 6.4.1,
+// Sidekiq's own on 7.3.10 and 8.1.7) reaches a Go handler with 42 and the keywords;
+// symbols, times, dates, durations, modules and GlobalIDs arrive typed. The payload class
+// is the release's wrapper (JobWrapper up to 7.3, Sidekiq::ActiveJob::Wrapper on 8.x).
 func TestRailsPerformLaterReachesGo(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
+	testutil.ForEachSidekiq(t, testRailsPerformLaterReachesGo)
+}
+
+func testRailsPerformLaterReachesGo(t *testing.T, sk *testutil.RubySidekiq) {
 	db := testutil.RealRedis(t)
-	testutil.Ruby(t, db.URL, `
+	sk.Ruby(t, db.URL, `
 require "active_support/all"
 GlobalID.app = "ferry"
 class User
@@ -168,6 +181,9 @@ TypedJob.perform_later(:paid, Time.utc(2024, 1, 2, 3, 4, 5, 250000), Date.new(20
 	srv := sidekiq.NewServer(db.Client, &sidekiq.Config{Concurrency: 1, Queues: []string{"mailers", "default"}})
 	for _, class := range []string{"WelcomeEmailJob", "TypedJob"} {
 		srv.Handle(class, middleware.ActiveJob(func(_ context.Context, job *sidekiq.Job, a middleware.AJArgs) error {
+			if want := wrapperOf(sk); job.Class != want {
+				t.Errorf("payload class %q, want %q", job.Class, want)
+			}
 			classes <- job.HandlerName()
 			got <- a
 			return nil
@@ -207,22 +223,28 @@ TypedJob.perform_later(:paid, Time.utc(2024, 1, 2, 3, 4, 5, 250000), Date.new(20
 	}
 }
 
-// Issue #5, check 2 (Go to Ruby): a job Go enqueues as ActiveJob is run by Rails (the real
-// sidekiq binary with the ActiveJob class), which receives Ruby values of the right types,
-// keywords as keywords, and the record behind the GlobalID.
+// Issue #5, check 2 (Go to Ruby): a job Go enqueues as ActiveJob is run by Rails (each
+// release's sidekiq binary with its ActiveJob adapter and the ActiveJob class), which
+// receives Ruby values of the right types, keywords as keywords, and the record behind the
+// GlobalID. PushActiveJob's wrapper class (JobWrapper) runs on every release; on 7.3 and
+// 8.x a payload naming Sidekiq::ActiveJob::Wrapper (8.x's own) runs as well.
 func TestGoEnqueuedActiveJobRunsInRails(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
+	testutil.ForEachSidekiq(t, testGoEnqueuedActiveJobRunsInRails)
+}
+
+func testGoEnqueuedActiveJobRunsInRails(t *testing.T, sk *testutil.RubySidekiq) {
 	db := testutil.RealRedis(t)
 	ctx := context.Background()
 	client := sidekiq.NewClient(db.Client, nil)
 	at := time.Date(2024, 1, 2, 3, 4, 5, 250000000, time.UTC)
-	jid, err := middleware.PushActiveJob(ctx, client, "ReceiptJob", "billing", []any{
+	args := []any{
 		42, 2.5, middleware.Symbol("paid"), at, middleware.Date{Year: 2024, Month: 2, Day: 29},
 		middleware.GlobalID("gid://ferry/User/7"), middleware.Duration{Seconds: 183600, Parts: []middleware.DurationPart{{Unit: "days", Amount: 2}, {Unit: "hours", Amount: 3}}},
 		middleware.Module("String"), map[string]any{"total": "19.99"}, middleware.SymbolHash{"vip": true},
 		middleware.Keywords{"greeting": "hi"},
-	})
+	}
+	jid, err := middleware.PushActiveJob(ctx, client, "ReceiptJob", "billing", args)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,13 +255,22 @@ func TestGoEnqueuedActiveJobRunsInRails(t *testing.T) {
 	if j := jobs[0]; j.JID != jid || j.Class != sidekiq.ActiveJobWrapperClass || j.Wrapped != "ReceiptJob" || j.HandlerName() != "ReceiptJob" {
 		t.Fatalf("envelope: %s", j.Raw())
 	}
+	pushed := map[string]string{jid: sidekiq.ActiveJobWrapperClass}
+	if sk.Major() >= 7 {
+		job, err := middleware.NewActiveJob("ReceiptJob", "billing", args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		job.Class = sidekiq.ActiveJobWrapperClass8
+		jid8, err := client.PushJob(ctx, job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pushed[jid8] = job.Class
+	}
 
-	p := testutil.StartSidekiq(t, db.URL, `
-require "active_job"
-require "active_job/queue_adapters/sidekiq_adapter"
+	p := sk.StartSidekiq(t, db.URL, sk.LoadActiveJob()+`
 require "active_support/all"
-ActiveJob::Base.queue_adapter = :sidekiq
-ActiveJob::Base.logger = Logger.new(nil)
 GlobalID.app = "ferry"
 class User
   include GlobalID::Identification
@@ -260,42 +291,129 @@ def describe(a)
 end
 class ReceiptJob < ActiveJob::Base
   def perform(*args, **kw)
-    Sidekiq.redis { |r| r.set("receipt", JSON.dump("args" => args.map { |a| describe(a) }, "kw" => describe(kw), "job_id" => job_id, "queue" => queue_name)) }
+    Sidekiq.redis { |r| r.rpush("receipts", JSON.dump("args" => args.map { |a| describe(a) }, "kw" => describe(kw), "job_id" => job_id, "queue" => queue_name, "provider_job_id" => provider_job_id)) }
   end
 end
 `, "-q", "billing", "-c", "1")
 
-	var got string
+	var got []string
 	waitFor(t, "Rails to run ReceiptJob", func() bool {
 		select {
 		case <-p.Done():
 			t.Fatalf("sidekiq exited:\n%s", p.Output())
 		default:
 		}
-		got, _ = db.Client.Get(ctx, "receipt").Result()
-		return got != ""
+		got, _ = db.Client.LRange(ctx, "receipts", 0, -1).Result()
+		return len(got) >= len(pushed)
 	})
-	var rec struct {
-		Args  [][]any `json:"args"`
-		KW    []any   `json:"kw"`
-		JobID string  `json:"job_id"`
-		Queue string  `json:"queue"`
-	}
-	if err := json.Unmarshal([]byte(got), &rec); err != nil {
-		t.Fatalf("%v: %s", err, got)
-	}
-	wantArgs := `[["Integer",42],["Float",2.5],["Symbol","paid"],["Time","2024-01-02T03:04:05.250000Z"],["Date","2024-02-29"],["User",7],["Duration",183600,[["days",2],["hours",3]]],["Module","String"],["Hash",[["String","total",["String","19.99"]]]],["Hash",[["Symbol","vip",["TrueClass",true]]]]]`
-	if b, _ := json.Marshal(rec.Args); string(b) != wantArgs {
-		t.Errorf("Rails received\n%s\nwant\n%s", b, wantArgs)
-	}
-	if b, _ := json.Marshal(rec.KW); string(b) != `["Hash",[["Symbol","greeting",["String","hi"]]]]` {
-		t.Errorf("keywords arrived as %s", b)
-	}
-	if rec.Queue != "billing" || len(rec.JobID) != 36 {
-		t.Errorf("job_id %q queue %q", rec.JobID, rec.Queue)
-	}
 	waitFor(t, "the queue to drain", func() bool { return llen(t, db.Client, "queue:billing") == 0 })
 	if zcard(t, db.Client, "retry") != 0 || zcard(t, db.Client, "dead") != 0 {
-		t.Fatal("Rails failed the job")
+		t.Fatal("Rails failed a job")
 	}
+	if got = db.Client.LRange(ctx, "receipts", 0, -1).Val(); len(got) != len(pushed) {
+		t.Fatalf("Rails ran %d jobs, want %d", len(got), len(pushed))
+	}
+	for _, raw := range got {
+		var rec struct {
+			Args          [][]any `json:"args"`
+			KW            []any   `json:"kw"`
+			JobID         string  `json:"job_id"`
+			Queue         string  `json:"queue"`
+			ProviderJobID string  `json:"provider_job_id"`
+		}
+		if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+			t.Fatalf("%v: %s", err, raw)
+		}
+		class, ok := pushed[rec.ProviderJobID]
+		if !ok {
+			t.Errorf("Rails ran provider_job_id %q, not one of the jids pushed %v", rec.ProviderJobID, pushed)
+			continue
+		}
+		delete(pushed, rec.ProviderJobID)
+		wantArgs := `[["Integer",42],["Float",2.5],["Symbol","paid"],["Time","2024-01-02T03:04:05.250000Z"],["Date","2024-02-29"],["User",7],["Duration",183600,[["days",2],["hours",3]]],["Module","String"],["Hash",[["String","total",["String","19.99"]]]],["Hash",[["Symbol","vip",["TrueClass",true]]]]]`
+		if b, _ := json.Marshal(rec.Args); string(b) != wantArgs {
+			t.Errorf("%s: Rails received\n%s\nwant\n%s", class, b, wantArgs)
+		}
+		if b, _ := json.Marshal(rec.KW); string(b) != `["Hash",[["Symbol","greeting",["String","hi"]]]]` {
+			t.Errorf("%s: keywords arrived as %s", class, b)
+		}
+		if rec.Queue != "billing" || len(rec.JobID) != 36 {
+			t.Errorf("%s: job_id %q queue %q", class, rec.JobID, rec.Queue)
+		}
+	}
+}
+
+// rubyAJShapes enqueues ShapeJob through the release's adapter and prints, for that payload
+// (queue rb_shape) and the one Go pushed (queue go_shape), every top-level key and every
+// ActiveJob envelope key with the Ruby class of its value; and which of the two wrapper
+// class names resolve to a Sidekiq job class in this release.
+const rubyAJShapes = `
+class ShapeJob < ActiveJob::Base
+  def perform(*); end
+end
+ShapeJob.set(queue: "rb_shape").perform_later(1, "x")
+shape = ->(h) { h.keys.sort.map { |k| [k, h[k].class.name] } }
+read = ->(q) { j = JSON.parse(Sidekiq::Queue.new(q).first.value); {"top" => shape.(j), "envelope" => shape.(j["args"][0]), "class" => j["class"], "wrapped" => j["wrapped"]} }
+resolves = ["ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper", "Sidekiq::ActiveJob::Wrapper"].to_h do |n|
+  k = Object.const_get(n) rescue nil
+  [n, !k.nil? && k.include?(Sidekiq::Job) && k.instance_method(:perform).arity == 1]
+end
+puts JSON.generate({"ruby" => read.("rb_shape"), "go" => read.("go_shape"), "resolves" => resolves})
+`
+
+// Issue #16, item 5: the ActiveJob payload Go builds (NewActiveJob) has the keys, and value
+// types, of the payload each release's own adapter writes, top level and envelope alike
+// (8.x writes its timestamps as Integer milliseconds, Go as float seconds, which 8.x
+// reads); its wrapper class resolves to a Sidekiq job class on every release, while 8.x's
+// Sidekiq::ActiveJob::Wrapper exists only from 7.3.
+func TestGoActiveJobPayloadShapeMatchesRelease(t *testing.T) {
+	t.Parallel()
+	testutil.ForEachSidekiq(t, func(t *testing.T, sk *testutil.RubySidekiq) {
+		db := testutil.RealRedis(t)
+		job, err := middleware.NewActiveJob("ShapeJob", "go_shape", []any{1, "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sidekiq.NewClient(db.Client, nil).PushJob(t.Context(), job); err != nil {
+			t.Fatal(err)
+		}
+		out := sk.Ruby(t, db.URL, rubyAJShapes, testutil.WithActiveJob())
+		type payload struct {
+			Top      [][2]string `json:"top"`
+			Envelope [][2]string `json:"envelope"`
+			Class    string      `json:"class"`
+			Wrapped  string      `json:"wrapped"`
+		}
+		var res struct {
+			Ruby, Go payload
+			Resolves map[string]bool
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if len(res.Go.Top) < 7 || len(res.Go.Envelope) < 10 {
+			t.Fatalf("Ruby read too little of Go's payload: %v", res.Go)
+		}
+		if res.Ruby.Class != wrapperOf(sk) || res.Ruby.Wrapped != "ShapeJob" || res.Go.Wrapped != "ShapeJob" {
+			t.Errorf("Ruby's payload class %q wrapped %q, Go's wrapped %q; want %q, ShapeJob", res.Ruby.Class, res.Ruby.Wrapped, res.Go.Wrapped, wrapperOf(sk))
+		}
+		if sk.Millis() {
+			for i, kv := range res.Ruby.Top {
+				if (kv[0] == "created_at" || kv[0] == "enqueued_at") && kv[1] == "Integer" {
+					res.Ruby.Top[i][1] = "Float"
+				}
+			}
+		}
+		if !reflect.DeepEqual(res.Go.Top, res.Ruby.Top) {
+			t.Errorf("top-level keys and types:\n Go   %v\n Ruby %v", res.Go.Top, res.Ruby.Top)
+		}
+		if !reflect.DeepEqual(res.Go.Envelope, res.Ruby.Envelope) {
+			t.Errorf("envelope keys and types:\n Go   %v\n Ruby %v", res.Go.Envelope, res.Ruby.Envelope)
+		}
+		want := map[string]bool{sidekiq.ActiveJobWrapperClass: true, sidekiq.ActiveJobWrapperClass8: sk.Major() >= 7}
+		if !reflect.DeepEqual(res.Resolves, want) {
+			t.Errorf("wrapper classes resolving to a Sidekiq job: %v, want %v", res.Resolves, want)
+		}
+	})
 }

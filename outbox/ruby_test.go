@@ -11,17 +11,23 @@ import (
 	"github.com/ferryhq/ferry/testutil"
 )
 
-// Ruby Sidekiq 6.4.1 reads relay-delivered jobs (queued and scheduled) through its own API,
-// and sees the same keys, with the same value types, as in a job Sidekiq::Client pushed.
+// Each release of Ruby Sidekiq (6.4.1, 7.3.10, 8.1.7) reads relay-delivered jobs (queued
+// and scheduled) through its own API, and sees the same keys, with the same value types, as
+// in a job its own Sidekiq::Client pushed; only the timestamps differ in type on 8.x, which
+// writes integer milliseconds where the relay writes float seconds (both read by 8.x).
 func TestRubyReadsDeliveredJobs(t *testing.T) {
 	t.Parallel()
+	testutil.ForEachSidekiq(t, testRubyReadsDeliveredJobs)
+}
+
+func testRubyReadsDeliveredJobs(t *testing.T, sk *testutil.RubySidekiq) {
 	db, table := newTable(t)
 	rr := testutil.RealRedis(t)
 	now := pushInTx(t, db, table, 1, true)[0]
 	later := pushInTx(t, db, table, 1, true, outbox.In(time.Hour))[0]
 	drain(t, outbox.NewRelay(db, sidekiq.NewClient(rr.Client, nil), &outbox.RelayConfig{Table: table}))
 
-	out := testutil.Ruby(t, rr.URL, `
+	out := sk.Ruby(t, rr.URL, `
 require "json"
 Sidekiq::Client.push("class" => "WelcomeEmailJob", "args" => [0, "user@example.com"], "queue" => "ruby")
 shape = ->(item) { item.keys.sort.map { |k| [k, item[k].class.name] } }
@@ -52,6 +58,15 @@ puts JSON.generate({
 	}
 	if len(got.Scheduled) != 1 || got.Scheduled[0][1] != later || got.Scheduled[0][2] != float64(60) {
 		t.Errorf("Ruby's schedule: %v, want %s in 60 minutes", got.Scheduled, later)
+	}
+	if sk.Millis() {
+		// 8.x's own client writes Integer milliseconds; the relay writes float seconds,
+		// which 8.x reads as well (its API showed the schedule above).
+		for _, kv := range got.Ruby {
+			if (kv[0] == "created_at" || kv[0] == "enqueued_at") && kv[1] == "Integer" {
+				kv[1] = "Float"
+			}
+		}
 	}
 	ours, _ := json.Marshal(got.Ours)
 	ruby, _ := json.Marshal(got.Ruby)

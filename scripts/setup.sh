@@ -26,6 +26,9 @@ ruby -e 'require "sidekiq"' 2>/dev/null || missing+=(ruby-sidekiq)
 ruby -e 'require "active_job"' 2>/dev/null || missing+=(ruby-activejob)
 ruby -e 'require "redis/namespace"' 2>/dev/null || missing+=(ruby-redis-namespace)
 ruby -e 'require "sidekiq"; require "sidekiq-cron"' 2>/dev/null || missing+=(ruby-sidekiq-cron)
+# Sidekiq 7.3 defines its ActiveJob wrapper in sidekiq/rails.rb, which needs railties (the
+# interop suite loads it for 7.3's ActiveJob tests; 7.3 and 8.1 themselves come from ../shared/peers).
+ruby -e 'require "rails"' 2>/dev/null || missing+=(ruby-railties)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt_install "${missing[@]}"

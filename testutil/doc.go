@@ -13,9 +13,16 @@
 //
 //   - RealRedis connects to REDIS_URL (default redis://127.0.0.1:6379), claims a database
 //     number no other test process is using, empties it, and empties it again at cleanup.
-//   - Ruby runs Ruby snippets with the machine's Sidekiq and ActiveJob against that
-//     database, and StartSidekiq runs the real sidekiq binary.
+//   - RubySidekiq is one release of Ruby Sidekiq: Sidekiq6 (Debian's 6.4.1), Sidekiq7
+//     (7.3.10) and Sidekiq8 (8.1.7), the last two from the peers folder (../shared/peers
+//     from the module root, or FERRY_PEERS) run on Debian's Ruby. Its Ruby method runs a
+//     snippet with that release (and, with WithActiveJob, ActiveJob and the adapter a Rails
+//     app on it uses) against a database; StartSidekiq runs its real sidekiq binary;
+//     ForEachSidekiq runs a test once per release as parallel subtests. Snippets run in
+//     children forked from one Ruby per release that loaded Sidekiq once, so a few hundred
+//     of them cost seconds, not minutes (FERRY_RUBY_FORK=0 starts Ruby for each instead).
+//     The package-level Ruby, RunRuby, StartSidekiq and RequireRuby use Sidekiq6.
 //
-// When CI=true, a test that needs a real Redis or Ruby fails if they are missing; otherwise
-// it is skipped with a message saying what is missing.
+// When CI=true, a test that needs a real Redis, Ruby or a release from the peers folder
+// fails if it is missing; otherwise it is skipped with a message saying what is missing.
 package testutil

@@ -3,12 +3,12 @@ package testutil
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,48 +16,11 @@ import (
 	"github.com/ferryhq/ferry/internal/redact"
 )
 
-// rubyPrelude loads Sidekiq (and ActiveJob) and points both client and server at REDIS_URL.
-// Logs go to stderr at WARN so a script's stdout holds only what it prints.
-const rubyPrelude = `
-$stdout.sync = true
-require "json"
-require "logger"
-require "sidekiq"
-require "sidekiq/api"
-Sidekiq.configure_client { |c| c.redis = { url: ENV.fetch("REDIS_URL") } }
-Sidekiq.configure_server { |c| c.redis = { url: ENV.fetch("REDIS_URL") } }
-Sidekiq.logger = Logger.new($stderr)
-Sidekiq.logger.level = Logger::WARN
-if ENV["FERRY_ACTIVEJOB"] == "1"
-  require "active_job"
-  require "active_job/queue_adapters/sidekiq_adapter"
-  ActiveJob::Base.queue_adapter = :sidekiq
-  ActiveJob::Base.logger = Logger.new(nil)
-end
-`
-
-var rubyCheck struct {
-	once sync.Once
-	err  error
-}
-
-// RequireRuby fails (in CI) or skips the test unless ruby with Sidekiq 6.x and ActiveJob
-// can be loaded.
+// RequireRuby fails (in CI) or skips the test unless ruby with Debian's Sidekiq 6.4.1 and
+// ActiveJob can be loaded. It is Sidekiq6.Require.
 func RequireRuby(tb testing.TB) {
 	tb.Helper()
-	rubyCheck.once.Do(func() {
-		if _, err := exec.LookPath("ruby"); err != nil {
-			rubyCheck.err = fmt.Errorf("ruby not found (apt-get install ruby ruby-sidekiq ruby-activejob): %w", err)
-			return
-		}
-		out, err := exec.Command("ruby", "-e", `require "sidekiq"; require "active_job"; print Sidekiq::VERSION`).CombinedOutput()
-		if err != nil {
-			rubyCheck.err = fmt.Errorf("ruby cannot load sidekiq and active_job: %v: %s", err, out)
-		}
-	})
-	if rubyCheck.err != nil {
-		Unavailable(tb, "%v", rubyCheck.err)
-	}
+	Sidekiq6.Require(tb)
 }
 
 // RubyOption changes how Ruby runs a script.
@@ -73,7 +36,8 @@ type rubyOptionFunc func(*rubySettings)
 
 func (f rubyOptionFunc) applyRuby(s *rubySettings) { f(s) }
 
-// WithActiveJob also loads ActiveJob with the Sidekiq adapter.
+// WithActiveJob also loads ActiveJob with the release's Sidekiq adapter (see
+// RubySidekiq.LoadActiveJob).
 func WithActiveJob() RubyOption { return rubyOptionFunc(func(s *rubySettings) { s.activeJob = true }) }
 
 // WithEnv adds environment variables ("K=V") to the Ruby process.
@@ -86,36 +50,63 @@ func WithTimeout(d time.Duration) RubyOption {
 	return rubyOptionFunc(func(s *rubySettings) { s.timeout = d })
 }
 
-// Ruby runs script with Sidekiq loaded and configured for redisURL, and returns what it
-// printed on stdout. The test fails if the script exits non-zero; its stderr is in the
-// message.
+// Ruby runs script with Debian's Sidekiq 6.4.1 loaded; it is Sidekiq6.Ruby.
 func Ruby(tb testing.TB, redisURL, script string, opts ...RubyOption) string {
 	tb.Helper()
-	out, err := RunRuby(redisURL, script, opts...)
+	return Sidekiq6.Ruby(tb, redisURL, script, opts...)
+}
+
+// RunRuby is Ruby without a test: it returns the error instead of failing. It is
+// Sidekiq6.RunRuby.
+func RunRuby(redisURL, script string, opts ...RubyOption) (string, error) {
+	return Sidekiq6.RunRuby(redisURL, script, opts...)
+}
+
+// Ruby runs script with this release of Sidekiq loaded and configured for redisURL (the
+// prelude's helpers are described at RubySidekiq), and returns what it printed on stdout.
+// The test fails if the script exits non-zero (its stderr is in the message), and if the
+// release is unavailable in CI (elsewhere it is skipped).
+func (s *RubySidekiq) Ruby(tb testing.TB, redisURL, script string, opts ...RubyOption) string {
+	tb.Helper()
+	s.Require(tb)
+	out, err := s.RunRuby(redisURL, script, opts...)
 	if err != nil {
-		tb.Fatalf("ruby: %v", err)
+		tb.Fatalf("ruby (Sidekiq %s): %v", s.version, err)
 	}
 	return out
 }
 
 // RunRuby is Ruby without a test: it returns the error instead of failing.
-func RunRuby(redisURL, script string, opts ...RubyOption) (string, error) {
-	s := rubySettings{timeout: 60 * time.Second}
+func (s *RubySidekiq) RunRuby(redisURL, script string, opts ...RubyOption) (string, error) {
+	st := rubySettings{timeout: 60 * time.Second}
 	for _, o := range opts {
-		o.applyRuby(&s)
+		o.applyRuby(&st)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	if err := s.available(); err != nil {
+		return "", fmt.Errorf("Sidekiq %s unavailable: %w", s.version, err)
+	}
+	if fs := s.forkServerFor(st.activeJob); fs != nil {
+		stdout, stderr, status, err := fs.run(script, append([]string{"REDIS_URL=" + redisURL}, st.env...), st.timeout)
+		// Ruby's messages may quote REDIS_URL (a connection error): mask its password.
+		switch {
+		case err == nil && status == 0:
+			return stdout, nil
+		case err == nil:
+			return stdout, redact.Error(fmt.Errorf("exit status %d\nstderr:\n%s\nstdout:\n%s", status, stderr, stdout), redisURL)
+		case !errors.Is(err, errForkNotSent):
+			return stdout, redact.Error(fmt.Errorf("%w\nstderr:\n%s\nstdout:\n%s", err, stderr, stdout), redisURL)
+		}
+		// The server was gone before the script was sent: run it on its own below.
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), st.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ruby", "-e", rubyPrelude+"\n"+script)
+	name, args := s.command("-e", s.prelude(st.activeJob)+"\n"+script)
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), "REDIS_URL="+redisURL)
-	if s.activeJob {
-		cmd.Env = append(cmd.Env, "FERRY_ACTIVEJOB=1")
-	}
-	cmd.Env = append(cmd.Env, s.env...)
+	cmd.Env = append(cmd.Env, st.env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		// Ruby's messages may quote REDIS_URL (a connection error): mask its password.
 		return stdout.String(), redact.Error(fmt.Errorf("%w\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String()), redisURL)
 	}
 	return stdout.String(), nil
@@ -129,35 +120,39 @@ type SidekiqProcess struct {
 	err    error
 }
 
-// StartSidekiq writes jobsRuby (Ruby defining the job classes; Sidekiq is already loaded)
-// to a file and starts `sidekiq -r <file>` with args (for example "-q", "default", "-c",
-// "5") against redisURL. The process is stopped (TERM, then KILL) when the test ends.
+// StartSidekiq starts Debian's sidekiq 6.4.1 binary; it is Sidekiq6.StartSidekiq.
 func StartSidekiq(tb testing.TB, redisURL, jobsRuby string, args ...string) *SidekiqProcess {
 	tb.Helper()
-	RequireRuby(tb)
-	bin, err := exec.LookPath("sidekiq")
-	if err != nil {
-		Unavailable(tb, "sidekiq binary not found: %v", err)
-	}
+	return Sidekiq6.StartSidekiq(tb, redisURL, jobsRuby, args...)
+}
+
+// StartSidekiq writes jobsRuby (Ruby defining the job classes; Sidekiq is already loaded,
+// ActiveJob is not: start jobsRuby with LoadActiveJob for that) to a file and starts this
+// release's `sidekiq -r <file>` with args (for example "-q", "default", "-c", "5") against
+// redisURL. The process is stopped (TERM, then KILL) when the test ends.
+func (s *RubySidekiq) StartSidekiq(tb testing.TB, redisURL, jobsRuby string, args ...string) *SidekiqProcess {
+	tb.Helper()
+	s.Require(tb)
 	dir := tb.TempDir()
 	file := filepath.Join(dir, "jobs.rb")
-	if err := os.WriteFile(file, []byte(rubyPrelude+"\n"+jobsRuby), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(s.prelude(false)+"\n"+jobsRuby), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	cmd := exec.Command(bin, append([]string{"-r", file, "-t", "5"}, args...)...)
+	name, cargs := s.binary(append([]string{"-r", file, "-t", "5"}, args...)...)
+	cmd := exec.Command(name, cargs...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "REDIS_URL="+redisURL)
 	p := &SidekiqProcess{Cmd: cmd, stderr: &SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		tb.Fatalf("starting sidekiq: %v", err)
+		tb.Fatalf("starting sidekiq %s: %v", s.version, err)
 	}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
 	tb.Cleanup(func() {
 		p.Stop(10 * time.Second)
 		if tb.Failed() {
-			tb.Logf("sidekiq output:\n%s", tail(redact.String(p.Output(), redisURL), 4000))
+			tb.Logf("sidekiq %s output:\n%s", s.version, tail(redact.String(p.Output(), redisURL), 4000))
 		}
 	})
 	return p

@@ -3,24 +3,71 @@ package testutil_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferryhq/ferry/testutil"
 )
 
 func TestRubySeesSameDatabase(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
-	db := testutil.RealRedis(t)
-	out := testutil.Ruby(t, db.URL, `
+	testutil.ForEachSidekiq(t, func(t *testing.T, sk *testutil.RubySidekiq) {
+		db := testutil.RealRedis(t)
+		out := sk.Ruby(t, db.URL, `
 class HardJob; include Sidekiq::Worker; def perform(*a); end; end
 HardJob.perform_async(1, "two")
-print Sidekiq::Queue.new("default").size
+print Sidekiq::VERSION, " ", Sidekiq::Queue.new("default").size
 `)
-	if strings.TrimSpace(out) != "1" {
-		t.Fatalf("Ruby saw %q jobs, want 1", out)
+		if got, want := strings.TrimSpace(out), sk.Version()+" 1"; got != want {
+			t.Fatalf("Ruby printed %q, want %q (version and queue size)", got, want)
+		}
+		n, err := db.Client.LLen(t.Context(), "queue:default").Result()
+		if err != nil || n != 1 {
+			t.Fatalf("Go sees %d jobs (%v), want 1", n, err)
+		}
+	})
+}
+
+// Each release loads the ActiveJob adapter a Rails app on it would use: Rails' own for
+// 6.4.1, Sidekiq's own (from the peers folder) for 7.3 and 8.1.
+func TestRubyActiveJobAdapterPerRelease(t *testing.T) {
+	t.Parallel()
+	testutil.ForEachSidekiq(t, func(t *testing.T, sk *testutil.RubySidekiq) {
+		out := strings.TrimSpace(sk.Ruby(t, "redis://127.0.0.1:1/0", `print FERRY_AJ_ADAPTER`, testutil.WithActiveJob()))
+		fromPeer := strings.Contains(out, "/sidekiq-v"+sk.Version()+"/lib/")
+		if fromPeer != (sk.Major() >= 7) {
+			t.Errorf("ActiveJob's Sidekiq adapter loaded from %q", out)
+		}
+	})
+}
+
+// Scripts run in children forked from one loaded Ruby: none sees what another defined or
+// set, each has its own environment, and exit statuses, stderr, uncaught exceptions and
+// timeouts come back as with a Ruby process of its own.
+func TestRubyScriptsAreIsolated(t *testing.T) {
+	t.Parallel()
+	sk := testutil.Sidekiq6
+	sk.Require(t)
+	const url = "redis://127.0.0.1:1/0" // never connected to
+	first := sk.Ruby(t, url, `class Leak; end; $leak = 1; ENV["FERRY_LEAK"] = "1"; Sidekiq.strict_args!(false); print ENV["FERRY_X"]`,
+		testutil.WithEnv("FERRY_X=first"))
+	if first != "first" {
+		t.Errorf("first script printed %q, want its FERRY_X", first)
 	}
-	n, err := db.Client.LLen(t.Context(), "queue:default").Result()
-	if err != nil || n != 1 {
-		t.Fatalf("Go sees %d jobs (%v), want 1", n, err)
+	second := sk.Ruby(t, url, `print [defined?(Leak), $leak, ENV["FERRY_LEAK"], ENV["FERRY_X"]].inspect`)
+	if second != "[nil, nil, nil, nil]" {
+		t.Errorf("second script sees %s of the first", second)
+	}
+
+	out, err := sk.RunRuby(url, `puts "out"; warn "to stderr"; exit 3`)
+	if err == nil || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "to stderr") || out != "out\n" {
+		t.Errorf("exit 3: out %q, err %v", out, err)
+	}
+	_, err = sk.RunRuby(url, `raise ArgumentError, "boom from ruby"`)
+	if err == nil || !strings.Contains(err.Error(), "boom from ruby (ArgumentError)") {
+		t.Errorf("uncaught exception: err %v", err)
+	}
+	_, err = sk.RunRuby(url, `sleep 30`, testutil.WithTimeout(500*time.Millisecond))
+	if err == nil {
+		t.Error("a script past its timeout returned no error")
 	}
 }

@@ -439,13 +439,16 @@ func TestSidekiqPayloadFixtures(t *testing.T) {
 	}
 }
 
-// TestFixturesReadByRuby has Ruby 6.4.1 read each fixture and Ferry's re-encoding of it: its
-// JSON.parse and Sidekiq::JobRecord must see the same values (for millisecond fixtures 6.4.1
+// TestFixturesReadByRuby has each release read each fixture and Ferry's re-encoding of it: its
+// JSON.parse and Sidekiq::JobRecord must see the same values (for millisecond fixtures 6.x
 // shows wrong dates, but the same wrong dates), and its own backtrace decoder must find the
 // same lines Ferry finds.
 func TestFixturesReadByRuby(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
+	testutil.ForEachSidekiq(t, testFixturesReadByRuby)
+}
+
+func testFixturesReadByRuby(t *testing.T, sk *testutil.RubySidekiq) {
 	db := testutil.RealRedis(t)
 	var pairs []roundTrip
 	want := map[string][]string{}
@@ -465,9 +468,9 @@ func TestFixturesReadByRuby(t *testing.T) {
 			pairs = append(pairs, roundTrip{id: fx.file, orig: orig, reen: reencode(t, j, sidekiq.TimeSeconds)})
 		}
 	}
-	compareInRuby(t, db, pairs)
+	compareInRuby(t, sk, db, pairs)
 
-	out := testutil.Ruby(t, db.URL, `
+	out := sk.Ruby(t, db.URL, `
 bts = Sidekiq.redis { |c| c.hgetall("ferry:backtraces") }
 puts JSON.generate(bts.transform_values { |raw| Sidekiq::JobRecord.new(raw).error_backtrace })
 `)

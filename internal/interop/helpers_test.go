@@ -103,7 +103,7 @@ type roundTrip struct {
 // reads every re-encoding exactly as it reads the original. A control pair that differs only
 // in 1 vs 1.0 is added and must be reported as different, so the comparison is known to
 // see Integer vs Float.
-func compareInRuby(t *testing.T, db *testutil.RealRedisDB, pairs []roundTrip, opts ...testutil.RubyOption) {
+func compareInRuby(t *testing.T, sk *testutil.RubySidekiq, db *testutil.RealRedisDB, pairs []roundTrip, opts ...testutil.RubyOption) {
 	t.Helper()
 	ctx := t.Context()
 	const control = "control: 1 vs 1.0"
@@ -120,7 +120,7 @@ func compareInRuby(t *testing.T, db *testutil.RealRedisDB, pairs []roundTrip, op
 			t.Fatal(err)
 		}
 	}
-	out := testutil.Ruby(t, db.URL, rubyCompare, opts...)
+	out := sk.Ruby(t, db.URL, rubyCompare, opts...)
 	var report map[string]struct {
 		Missing bool       `json:"missing"`
 		Eql     bool       `json:"eql"`
@@ -365,6 +365,28 @@ func rubyFloatTime(t *testing.T, n json.Number) time.Time {
 	}
 	return floatTime(f)
 }
+
+// stampTime is the instant of a timestamp typed tree as the release writes it: a Float of
+// epoch seconds up to 7.x, an Integer of epoch milliseconds from 8.x. ok is false when the
+// type is not the release's.
+func stampTime(sk *testutil.RubySidekiq, typed any) (at time.Time, ok bool) {
+	n, _ := typed.([]any)
+	if len(n) != 2 {
+		return time.Time{}, false
+	}
+	switch {
+	case sk.Millis() && n[0] == "Integer":
+		ms, err := strconv.ParseInt(n[1].(string), 10, 64)
+		return time.UnixMilli(ms), err == nil
+	case !sk.Millis() && n[0] == "Float":
+		return floatTime(math.Float64frombits(n[1].(uint64))), true
+	}
+	return time.Time{}, false
+}
+
+// floatSeconds stands for any writer of float-second timestamps (Ferry's default, 6.x,
+// 7.x) in stampTime.
+var floatSeconds = testutil.Sidekiq6
 
 // floatTime turns float epoch seconds into a time.
 func floatTime(f float64) time.Time {

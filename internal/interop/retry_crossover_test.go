@@ -33,51 +33,80 @@ end
 const makeRetriesDue = `Sidekiq::RetrySet.new.each { |e| e.reschedule(Time.now.to_f) }
 puts Sidekiq::RetrySet.new.size`
 
-// TestRubyFailedJobRetriedByGo: a job that failed in the real sidekiq binary is retried and
-// run by a Go server, which sees every field Ruby wrote: retry_count 0, error class and
-// message, the compressed backtrace, and an application key Ruby added.
+// TestRubyFailedJobRetriedByGo: two jobs that failed in the real sidekiq binary are run by
+// a Go server, one after Ruby's API rescheduled its retry entry to now (Go's retry poller
+// moves it), the other after Retry Now was pressed on its page in the Web UI (which
+// re-pushes it with retry_count lowered by one, as Sidekiq does for a manual retry). Go sees
+// every field Ruby wrote: the retry count, error class and message, the compressed
+// backtrace, and an application key Ruby added.
 func TestRubyFailedJobRetriedByGo(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
+	testutil.ForEachSidekiq(t, testRubyFailedJobRetriedByGo)
+}
+
+func testRubyFailedJobRetriedByGo(t *testing.T, sk *testutil.RubySidekiq) {
 	db := testutil.RealRedis(t)
 	ctx := context.Background()
 
-	jid := string(lastLine(testutil.Ruby(t, db.URL, `
-puts Sidekiq::Client.push("class" => "CrossJob", "queue" => "cross", "args" => [7, "x"], "tenant" => "acme", "backtrace" => true)`)))
-	rb := testutil.StartSidekiq(t, db.URL, rubyCrossJob, "-q", "cross", "-c", "2")
-	testutil.Eventually(t, 30*time.Second, "Ruby's retry entry", func() bool { return db.Client.ZCard(ctx, "retry").Val() == 1 })
+	var jids []string
+	mustUnmarshalPlain(t, lastLine(sk.Ruby(t, db.URL, `
+puts JSON.generate([[7, "x"], [8, "y"]].map { |args|
+  Sidekiq::Client.push("class" => "CrossJob", "queue" => "cross", "args" => args, "tenant" => "acme", "backtrace" => true)
+})`)), &jids)
+	polled, pressed := jids[0], jids[1]
+	rb := sk.StartSidekiq(t, db.URL, rubyCrossJob, "-q", "cross", "-c", "2")
+	testutil.Eventually(t, 30*time.Second, "Ruby's retry entries", func() bool { return db.Client.ZCard(ctx, "retry").Val() == 2 })
 	rb.Stop(10 * time.Second)
-	if got := string(lastLine(testutil.Ruby(t, db.URL, makeRetriesDue))); got != "1" {
-		t.Fatalf("retry set size %s after reschedule, want 1", got)
-	}
+	out := sk.Ruby(t, db.URL, rubyWeb+`
+Sidekiq::RetrySet.new.find_job(ENV.fetch("POLLED")).reschedule(Time.now.to_f)
+puts JSON.generate(ferry_retry_now(ENV.fetch("PRESSED")))
+`, testutil.WithEnv("POLLED="+polled, "PRESSED="+pressed))
+	requireRedirect(t, "Retry Now", out, "/retries")
 
-	seen := make(chan *sidekiq.Job, 2)
+	seen := make(chan *sidekiq.Job, 4)
 	srv := sidekiq.NewServer(db.Client, &sidekiq.Config{Concurrency: 2, Queues: []string{"cross"}, PollInterval: 200 * time.Millisecond})
 	srv.Handle("CrossJob", sidekiq.HandlerFunc(func(_ context.Context, job *sidekiq.Job) error {
 		seen <- job.Clone()
 		return nil
 	}))
 	runGoServer(t, db, srv)
-	var job *sidekiq.Job
-	select {
-	case job = <-seen:
-	case <-time.After(20 * time.Second):
-		t.Fatal("Go did not run the job Ruby failed within 20 s")
+	ran := map[string]*sidekiq.Job{}
+	for len(ran) < 2 {
+		select {
+		case job := <-seen:
+			if ran[job.JID] != nil {
+				t.Errorf("job %s ran twice", job.JID)
+			}
+			ran[job.JID] = job
+		case <-time.After(20 * time.Second):
+			t.Fatalf("Go ran %d of the 2 jobs Ruby failed within 20 s", len(ran))
+		}
 	}
-	if job.JID != jid || string(job.Args) != `[7,"x"]` || job.Queue != "cross" {
-		t.Errorf("ran jid %s args %s queue %s; want %s [7,\"x\"] cross", job.JID, job.Args, job.Queue, jid)
-	}
-	if job.RetryCount == nil || *job.RetryCount != 0 {
-		t.Errorf("retry_count = %v, want 0", job.RetryCount)
-	}
-	if job.ErrorClass != "ArgumentError" || job.ErrorMessage != "first run fails in Ruby" || job.FailedAt.IsZero() {
-		t.Errorf("error fields: class %q message %q failed_at %v", job.ErrorClass, job.ErrorMessage, job.FailedAt)
-	}
-	if string(job.Extra["tenant"]) != `"acme"` {
-		t.Errorf("tenant = %s, want \"acme\"; payload %s", job.Extra["tenant"], job.Raw())
-	}
-	if bt, err := job.ErrorBacktrace(); err != nil || len(bt) == 0 {
-		t.Errorf("error_backtrace from Ruby: %d lines, %v", len(bt), err)
+	for jid, want := range map[string]struct {
+		args  string
+		count int
+	}{polled: {`[7,"x"]`, 0}, pressed: {`[8,"y"]`, -1}} {
+		job := ran[jid]
+		if job == nil {
+			t.Errorf("job %s did not run in Go; ran %v", jid, ran)
+			continue
+		}
+		if string(job.Args) != want.args || job.Queue != "cross" {
+			t.Errorf("ran %s with args %s queue %s; want %s cross", jid, job.Args, job.Queue, want.args)
+		}
+		if job.RetryCount == nil || *job.RetryCount != want.count {
+			t.Errorf("%s: retry_count = %v, want %d", jid, job.RetryCount, want.count)
+		}
+		if job.ErrorClass != "ArgumentError" || job.ErrorMessage != "first run fails in Ruby" || job.FailedAt.IsZero() {
+			t.Errorf("%s: error fields: class %q message %q failed_at %v", jid, job.ErrorClass, job.ErrorMessage, job.FailedAt)
+		}
+		requireRecent(t, jid+" failed_at", job.FailedAt)
+		if string(job.Extra["tenant"]) != `"acme"` {
+			t.Errorf("%s: tenant = %s, want \"acme\"; payload %s", jid, job.Extra["tenant"], job.Raw())
+		}
+		if bt, err := job.ErrorBacktrace(); err != nil || len(bt) == 0 {
+			t.Errorf("%s: error_backtrace from Ruby: %d lines, %v", jid, len(bt), err)
+		}
 	}
 	testutil.Eventually(t, 10*time.Second, "retry set and queue empty", func() bool {
 		return db.Client.ZCard(ctx, "retry").Val() == 0 && db.Client.LLen(ctx, "queue:cross").Val() == 0
@@ -89,7 +118,10 @@ puts Sidekiq::Client.push("class" => "CrossJob", "queue" => "cross", "args" => [
 // backtrace it can decode, and the application key.
 func TestGoFailedJobRetriedByRuby(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
+	testutil.ForEachSidekiq(t, testGoFailedJobRetriedByRuby)
+}
+
+func testGoFailedJobRetriedByRuby(t *testing.T, sk *testutil.RubySidekiq) {
 	db := testutil.RealRedis(t)
 	ctx := context.Background()
 
@@ -110,11 +142,11 @@ func TestGoFailedJobRetriedByRuby(t *testing.T) {
 	<-failed
 	testutil.Eventually(t, 10*time.Second, "Go's retry entry", func() bool { return db.Client.ZCard(ctx, "retry").Val() == 1 })
 	stopGoServer(t, srv)
-	if got := string(lastLine(testutil.Ruby(t, db.URL, makeRetriesDue))); got != "1" {
+	if got := string(lastLine(sk.Ruby(t, db.URL, makeRetriesDue))); got != "1" {
 		t.Fatalf("retry set size %s after reschedule, want 1", got)
 	}
 
-	testutil.StartSidekiq(t, db.URL, rubyCrossJob, "-q", "cross", "-c", "2")
+	sk.StartSidekiq(t, db.URL, rubyCrossJob, "-q", "cross", "-c", "2")
 	var raw string
 	testutil.Eventually(t, 30*time.Second, "Ruby's run of the job Go failed", func() bool {
 		raw, _ = db.Client.LIndex(ctx, "ferry:cross", 0).Result()

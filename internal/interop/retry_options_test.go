@@ -16,9 +16,12 @@ import (
 // entry), 0 goes to the dead set at once, 1 + dead:false runs twice and is then dropped.
 func TestRubyRetryOptionsOnGoServer(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
+	testutil.ForEachSidekiq(t, testRubyRetryOptionsOnGoServer)
+}
+
+func testRubyRetryOptionsOnGoServer(t *testing.T, sk *testutil.RubySidekiq) {
 	db := testutil.RealRedis(t)
-	out := testutil.Ruby(t, db.URL, `
+	out := sk.Ruby(t, db.URL, `
 jids = {
   "false" => Sidekiq::Client.push("class" => "X", "args" => [1], "retry" => false),
   "zero" => Sidekiq::Client.push("class" => "X", "args" => [2], "retry" => 0),

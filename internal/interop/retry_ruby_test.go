@@ -13,13 +13,10 @@ import (
 )
 
 // rubyRetryView prints what Sidekiq's API says of the retry and dead sets, and the status
-// and body of the Web UI pages that show them: /retries, the first retry entry's page, and
-// /morgue. 6.4.1's CSRF protection needs a Rack session; an empty one is enough for GET.
-const rubyRetryView = `
-require "sidekiq/web"
-require "rack/mock"
-app = Rack::MockRequest.new(Sidekiq::Web)
-page = ->(path) { r = app.get(path, "rack.session" => {}); {"status" => r.status, "body" => r.body} }
+// and body of the Web UI pages that show them: /retries, the first retry entry's page,
+// /morgue and the dead entry's page.
+const rubyRetryView = rubyWeb + `
+page = method(:ferry_get)
 retries = Sidekiq::RetrySet.new.map do |e|
   {"jid" => e.jid, "klass" => e.klass, "display_class" => e.display_class, "args" => e.args,
    "error_class" => e["error_class"], "error_message" => e["error_message"],
@@ -54,12 +51,15 @@ type rubyRetryReport struct {
 // TestGoFailureSeenAndRetriedFromRuby: a Go handler fails. Sidekiq::RetrySet shows the
 // entry with Ruby's class name, the error class the Go error chose, the message, retry
 // count 0 and a next run inside Sidekiq's first back-off window; the Web UI's /retries,
-// the entry's own page and /morgue (holding a job Go discarded) render with status 200
-// and show them. Then Ruby's "retry now", first SortedEntry#retry and then
-// RetrySet#retry_all, makes the Go server run the job again.
+// the entry's own page, /morgue (holding a job Go discarded) and the dead entry's page
+// render with status 200 and show them. Then the Web UI's Retry Now on the first entry's
+// page, and Retry All on /retries for the second, make the Go server run each again.
 func TestGoFailureSeenAndRetriedFromRuby(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
+	testutil.ForEachSidekiq(t, testGoFailureSeenAndRetriedFromRuby)
+}
+
+func testGoFailureSeenAndRetriedFromRuby(t *testing.T, sk *testutil.RubySidekiq) {
 	db := testutil.RealRedis(t)
 	ctx := context.Background()
 
@@ -107,7 +107,7 @@ func TestGoFailureSeenAndRetriedFromRuby(t *testing.T) {
 	failedTo := time.Now()
 
 	var rep rubyRetryReport
-	mustUnmarshalPlain(t, lastLine(testutil.Ruby(t, db.URL, rubyRetryView)), &rep)
+	mustUnmarshalPlain(t, lastLine(sk.Ruby(t, db.URL, rubyRetryView)), &rep)
 	if len(rep.Retries) != 2 || len(rep.Dead) != 1 {
 		t.Fatalf("Ruby sees %d retries and %d dead, want 2 and 1", len(rep.Retries), len(rep.Dead))
 	}
@@ -154,18 +154,34 @@ func TestGoFailureSeenAndRetriedFromRuby(t *testing.T) {
 	for range 2 {
 		<-ran
 	}
-	testutil.Ruby(t, db.URL, `Sidekiq::RetrySet.new.find_job(ENV.fetch("JID")).retry`, testutil.WithEnv("JID="+first))
+	pressed := sk.Ruby(t, db.URL, rubyWeb+`puts JSON.generate(ferry_retry_now(ENV.fetch("JID")))`, testutil.WithEnv("JID="+first))
+	requireRedirect(t, "Retry Now", pressed, "/retries")
 	waitRun(t, ran, first)
 	if n := db.Client.ZCard(ctx, "retry").Val(); n != 1 {
-		t.Fatalf("after SortedEntry#retry the retry set holds %d, want 1", n)
+		t.Fatalf("after Retry Now the retry set holds %d, want 1", n)
 	}
-	testutil.Ruby(t, db.URL, `Sidekiq::RetrySet.new.retry_all`)
+	pressed = sk.Ruby(t, db.URL, rubyWeb+`puts JSON.generate(ferry_retry_all)`)
+	requireRedirect(t, "Retry All", pressed, "/retries")
 	waitRun(t, ran, second)
 	testutil.Eventually(t, 10*time.Second, "an empty retry set", func() bool { return db.Client.ZCard(ctx, "retry").Val() == 0 })
 	mu.Lock()
 	defer mu.Unlock()
 	if runs[first] != 2 || runs[second] != 2 {
 		t.Errorf("runs: first %d, second %d; want 2 each", runs[first], runs[second])
+	}
+}
+
+// requireRedirect fails unless out's last line is a ferry_post result redirecting (302) to
+// a location ending in path: the form was accepted.
+func requireRedirect(t *testing.T, button, out, path string) {
+	t.Helper()
+	var res struct {
+		Status   int    `json:"status"`
+		Location string `json:"location"`
+	}
+	mustUnmarshalPlain(t, lastLine(out), &res)
+	if res.Status != 302 || !strings.HasSuffix(res.Location, path) {
+		t.Errorf("%s: status %d location %q, want a 302 to %s", button, res.Status, res.Location, path)
 	}
 }
 

@@ -17,7 +17,10 @@ import (
 // ends empty.
 func TestRubyPerformInRunsOnceAcrossThreeGoServers(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
+	testutil.ForEachSidekiq(t, testRubyPerformInRunsOnceAcrossThreeGoServers)
+}
+
+func testRubyPerformInRunsOnceAcrossThreeGoServers(t *testing.T, sk *testutil.RubySidekiq) {
 	db := testutil.RealRedis(t)
 	ctx := context.Background()
 	const n = 300
@@ -45,7 +48,7 @@ func TestRubyPerformInRunsOnceAcrossThreeGoServers(t *testing.T) {
 		runGoServer(t, db, srv)
 	}
 
-	out := testutil.Ruby(t, db.URL, `
+	out := sk.Ruby(t, db.URL, `
 class LaterWorker
   include Sidekiq::Worker
   sidekiq_options queue: "later"

@@ -128,8 +128,12 @@ def ferry_work(id)
   out = []
   Sidekiq::Workers.new.each do |pid, tid, w|
     next unless pid == id
-    out << {"tid" => tid, "queue" => w["queue"], "class" => w["payload"]["class"],
-            "jid" => w["payload"]["jid"], "args" => w["payload"]["args"], "run_at" => w["run_at"]}
+    # 6.x yields the work hash; 7.x and 8.x a Sidekiq::Work (8.x without #[]), whose run_at
+    # is Time.at(the stored value): the raw value is read to check it is integer seconds.
+    h = w.is_a?(Hash) ? w : w.instance_variable_get(:@hsh)
+    job = w.is_a?(Hash) ? w["payload"] : w.job
+    out << {"tid" => tid, "queue" => h["queue"], "class" => job["class"],
+            "jid" => job["jid"], "args" => job["args"], "run_at" => h["run_at"]}
   end
   out
 end

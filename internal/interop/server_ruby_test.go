@@ -29,11 +29,14 @@ type ranJob struct {
 // queue is empty, nothing is in the retry or dead sets, and stat:processed counts 1.
 func TestRubyPerformAsyncRunsInGoServer(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
+	testutil.ForEachSidekiq(t, testRubyPerformAsyncRunsInGoServer)
+}
+
+func testRubyPerformAsyncRunsInGoServer(t *testing.T, sk *testutil.RubySidekiq) {
 	db := testutil.RealRedis(t)
 	ctx := context.Background()
 
-	out := testutil.Ruby(t, db.URL, rubyTyped+`
+	out := sk.Ruby(t, db.URL, rubyTyped+`
 class GoOnlyWorker
   include Sidekiq::Worker
   sidekiq_options queue: "go_only"
@@ -101,13 +104,13 @@ puts JSON.generate({"jid" => jid, "json" => JSON.generate(args), "typed" => ferr
 	}
 }
 
-// sharedJobsRuby is the job class of the real sidekiq process in
-// TestGoAndRubySidekiqShareAQueue: each run appends its jid to ferry:ran:ruby.
+// sharedJobsRuby is the job class of the real sidekiq processes in
+// TestGoAndRubySidekiqShareAQueue: each run appends "<major> <jid>" to ferry:ran:ruby.
 const sharedJobsRuby = `
 class SharedJob
   include Sidekiq::Worker
   def perform(i)
-    Sidekiq.redis { |c| c.rpush("ferry:ran:ruby", jid) }
+    Sidekiq.redis { |c| c.rpush("ferry:ran:ruby", "#{FERRY_SIDEKIQ_MAJOR} #{jid}") }
   end
 end
 `
@@ -130,23 +133,38 @@ func blockedReaders(t *testing.T, db *testutil.RealRedisDB, cmd string) int {
 	return n
 }
 
-// TestGoAndRubySidekiqShareAQueue: a Go Server (concurrency 5) and the real sidekiq 6.4.1
-// binary (-c 5) consume queue "shared" together. Once both are idle and waiting (the
-// five Ruby threads are blocked in BRPOP, so each is served as soon as jobs arrive), Ruby's
-// push_bulk enqueues 10,000 SharedJob jobs. The Go handler records each jid it runs in
-// memory; the Ruby job RPUSHes its jid to ferry:ran:ruby. After both have stopped:
-// every pushed jid ran exactly once over both (no jid twice within either side, none on
-// both sides, none missing, none unknown), both ran some, and the queue, Ferry's
-// in-progress lists and the retry and dead sets are empty.
+// TestGoAndRubySidekiqShareAQueue: a Go Server (concurrency 5) and each release's real sidekiq
+// binary (-c 5) consume queue "shared" together; so do a Go Server, 7.3.10 and 8.1.7 (a
+// fleet in the middle of an upgrade). Once all are idle and waiting (the Ruby threads are
+// blocked in BRPOP, so each is served as soon as jobs arrive), Ruby's push_bulk enqueues
+// 10,000 SharedJob jobs. The Go handler records each jid it runs in memory; the Ruby job
+// RPUSHes its release and jid to ferry:ran:ruby. After all have stopped: every pushed jid
+// ran exactly once over all of them (no jid twice within one side, none on two sides, none
+// missing, none unknown), each process ran some, and the queue, Ferry's in-progress lists
+// and the retry and dead sets are empty.
 func TestGoAndRubySidekiqShareAQueue(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
+	testutil.ForEachSidekiq(t, func(t *testing.T, sk *testutil.RubySidekiq) {
+		shareAQueue(t, sk)
+	})
+	t.Run("sidekiq7+sidekiq8", func(t *testing.T) {
+		t.Parallel()
+		testutil.Sidekiq7.Require(t)
+		testutil.Sidekiq8.Require(t)
+		shareAQueue(t, testutil.Sidekiq7, testutil.Sidekiq8)
+	})
+}
+
+func shareAQueue(t *testing.T, sks ...*testutil.RubySidekiq) {
 	db := testutil.RealRedis(t)
 	ctx := context.Background()
 	const n = 10000
 	const rubyThreads = 5
 
-	ruby := testutil.StartSidekiq(t, db.URL, sharedJobsRuby, "-q", "shared", "-c", strconv.Itoa(rubyThreads))
+	var rubies []*testutil.SidekiqProcess
+	for _, sk := range sks {
+		rubies = append(rubies, sk.StartSidekiq(t, db.URL, sharedJobsRuby, "-q", "shared", "-c", strconv.Itoa(rubyThreads)))
+	}
 	var mu sync.Mutex
 	goRuns := map[string]int{}
 	srv := sidekiq.NewServer(db.Client, &sidekiq.Config{Concurrency: 5, Queues: []string{"shared"}})
@@ -157,16 +175,18 @@ func TestGoAndRubySidekiqShareAQueue(t *testing.T) {
 		return nil
 	}))
 	runGoServer(t, db, srv)
-	testutil.Eventually(t, 30*time.Second, "the sidekiq process's threads to block in BRPOP", func() bool {
-		select {
-		case <-ruby.Done():
-			t.Fatalf("sidekiq exited at start:\n%s", ruby.Output())
-		default:
+	testutil.Eventually(t, 30*time.Second, "the sidekiq processes' threads to block in BRPOP", func() bool {
+		for _, ruby := range rubies {
+			select {
+			case <-ruby.Done():
+				t.Fatalf("sidekiq exited at start:\n%s", ruby.Output())
+			default:
+			}
 		}
-		return blockedReaders(t, db, "brpop") >= rubyThreads
+		return blockedReaders(t, db, "brpop") >= rubyThreads*len(rubies)
 	})
 
-	out := testutil.Ruby(t, db.URL, `
+	out := sks[0].Ruby(t, db.URL, `
 jids = Sidekiq::Client.push_bulk("class" => "SharedJob", "queue" => "shared",
                                  "args" => (0...`+strconv.Itoa(n)+`).map { |i| [i] })
 puts JSON.generate(jids)
@@ -186,18 +206,28 @@ puts JSON.generate(jids)
 		return goCount()+int(db.Client.LLen(ctx, "ferry:ran:ruby").Val()) >= n
 	})
 	stopGoServer(t, srv)
-	ruby.Stop(15 * time.Second)
+	for _, ruby := range rubies {
+		ruby.Stop(15 * time.Second)
+	}
 
 	rubyList := db.Client.LRange(ctx, "ferry:ran:ruby", 0, -1).Val()
 	rubyRuns := map[string]int{}
-	for _, jid := range rubyList {
+	byRelease := map[string]int{}
+	for _, entry := range rubyList {
+		major, jid, _ := strings.Cut(entry, " ")
 		rubyRuns[jid]++
+		byRelease[major]++
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	t.Logf("Go ran %d jobs, Ruby sidekiq %d", len(goRuns), len(rubyRuns))
-	if len(goRuns) == 0 || len(rubyRuns) == 0 {
-		t.Errorf("Go ran %d jobs, Ruby %d: both must take part", len(goRuns), len(rubyRuns))
+	t.Logf("Go ran %d jobs, Ruby sidekiq %v (by major version)", len(goRuns), byRelease)
+	if len(goRuns) == 0 {
+		t.Errorf("Go ran no job: every process must take part")
+	}
+	for _, sk := range sks {
+		if byRelease[strconv.Itoa(sk.Major())] == 0 {
+			t.Errorf("Sidekiq %s ran no job: every process must take part (Go ran %d)", sk.Version(), len(goRuns))
+		}
 	}
 	want := map[string]bool{}
 	for _, jid := range pushed {
