@@ -70,7 +70,7 @@ func newKeyspace(namespace string) keyspace {
 	return keyspace{prefix: namespace + ":"}
 }
 
-func (k keyspace) apps() string            { return k.prefix + appsKey }
+func (k keyspace) apps() string             { return k.prefix + appsKey }
 func (k keyspace) app(appKey string) string { return k.prefix + appKeyPrefix + appKey }
 func (k keyspace) appPrefix() string        { return k.prefix + appKeyPrefix }
 func (k keyspace) heartbeatLock() string    { return k.prefix + heartbeatLockKey }
