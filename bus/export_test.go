@@ -18,3 +18,6 @@ func MatchesForTest(filters map[string]string, event []byte) (bool, error) {
 
 // RunHeartbeat runs the heartbeat once, as a QueueBus::Heartbeat job does.
 func RunHeartbeat(ctx context.Context, b *Bus) (int, error) { return b.heartbeat(ctx) }
+
+// RubyToSForTest is Ruby's value.to_s for a JSON value, as the matcher computes it.
+func RubyToSForTest(raw []byte) string { return rubyToS(raw) }

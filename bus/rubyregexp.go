@@ -18,7 +18,8 @@ var errUnsupportedRegexp = errors.New("bus: Ruby regexp feature not supported by
 //   - \h, \H, \s (which in Ruby includes \v), \Z and {,n} are rewritten;
 //   - (?#...) comments are dropped.
 //
-// Lookaround, atomic groups, back references, \G, \K, \R, \X, nested character classes and
+// Nested character classes are flattened into one (a union). Lookaround, atomic groups,
+// back references, \G, \K, \R, \X, negated nested classes, class intersection (&&) and
 // the x (extended) flag have no RE2 equivalent: they give an error wrapping
 // errUnsupportedRegexp. Anything else RE2 rejects gives its own error.
 func compileRubyRegexp(src string) (*regexp.Regexp, error) {
@@ -37,6 +38,7 @@ func translateRubyRegexp(src string) (string, error) {
 	var b strings.Builder
 	b.Grow(len(src) + 8)
 	inClass := false
+	nested := 0 // depth of nested classes inside the current one
 	for i := 0; i < len(src); i++ {
 		c := src[i]
 		switch {
@@ -50,6 +52,9 @@ func translateRubyRegexp(src string) (string, error) {
 			}
 		case inClass:
 			switch {
+			case c == ']' && nested > 0:
+				nested-- // the end of a nested class, flattened
+				continue
 			case c == ']':
 				inClass = false
 			case c == '[' && i+1 < len(src) && src[i+1] == ':':
@@ -61,8 +66,12 @@ func translateRubyRegexp(src string) (string, error) {
 				b.WriteString(src[i : i+end+2])
 				i += end + 1
 				continue
+			case c == '[' && i+1 < len(src) && src[i+1] == '^':
+				return "", unsupported("negated nested character class")
 			case c == '[':
-				return "", unsupported("nested character class")
+				// A nested class is a union: [a-c[xy]] is [a-cxy].
+				nested++
+				continue
 			case c == '&' && i+1 < len(src) && src[i+1] == '&':
 				return "", unsupported("character class intersection (&&)")
 			}
