@@ -3,8 +3,11 @@ package bus_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +27,12 @@ QueueBus.dispatch("rubyapp") do
   end
   subscribe "pro_signup", "bus_event_type" => "user_created", "plan" => "pro" do |attrs|
     bus_record("rubyapp", "pro_signup", attrs)
+  end
+  subscribe "invoice_paid" do |attrs|
+    bus_record("rubyapp", "invoice_paid", attrs)
+  end
+  subscribe "reminder" do |attrs|
+    bus_record("rubyapp", "reminder", attrs)
   end
 end
 `
@@ -57,9 +66,16 @@ func rubyCount(rdb redis.UniversalClient, key string) int64 {
 }
 
 // TestInteropWithRuby: a Rails-style app on sidekiq-bus and a Go app on Ferry share one
-// Redis, each with subscriptions, each publishing. With either side driving, every
-// subscriber gets each matching event exactly once, with the same bus_id and attributes.
-// Sidekiq 6.4.1 + sidekiq-bus 1.1.0 and Sidekiq 7.3.10 + sidekiq-bus 3.0.0.
+// Redis, each with subscriptions, each publishing, with either side driving, on Sidekiq
+// 6.4.1 + sidekiq-bus 1.1.0 and 7.3.10 + 3.0.0:
+//
+//   - every subscriber, Go or Ruby, gets each matching event exactly once, with the same
+//     bus_id and the publisher's attributes;
+//   - a Go subscriber that fails is retried as a job of its own and gets the event again;
+//     the event's other subscribers get it once;
+//   - events published for later (PublishAt, publish_at) arrive when due, with their
+//     bus_id and bus_delayed_until;
+//   - an event nobody subscribes to is dropped (and, when Go drives, counted).
 func TestInteropWithRuby(t *testing.T) {
 	t.Parallel()
 	for _, v := range rubyBuses {
@@ -72,15 +88,44 @@ func TestInteropWithRuby(t *testing.T) {
 	}
 }
 
+// outcomes counts the outcomes of the Go server's bus jobs.
+type outcomes struct {
+	sidekiq.ObserverDefaults
+	retried, succeeded atomic.Int64
+	lastErr            atomic.Value // string
+}
+
+func (o *outcomes) JobFinished(ev *sidekiq.JobEvent) {
+	switch ev.Outcome {
+	case sidekiq.OutcomeRetried:
+		o.retried.Add(1)
+		o.lastErr.Store(ev.Err.Error())
+	case sidekiq.OutcomeSucceeded:
+		o.succeeded.Add(1)
+	}
+}
+
 func testInterop(t *testing.T, v rubyBus, goDrives bool) {
 	requireRubyBus(t, v)
 	db := testutil.RealRedis(t)
 	ctx := context.Background()
 	rec := newRecorder()
 
+	var flakyRuns sync.Map // bus_id -> *atomic.Int64
+	flaky := bus.HandlerFunc(func(ctx context.Context, ev *bus.Event) error {
+		n, _ := flakyRuns.LoadOrStore(ev.ID(), new(atomic.Int64))
+		if n.(*atomic.Int64).Add(1) == 1 {
+			return errors.New("flaky subscriber: first delivery fails")
+		}
+		rec.add(ev)
+		return nil
+	})
 	goApp := bus.NewApp(db.Client, "goapp", nil)
 	goApp.Subscribe("user_created", rec.handler())
 	goApp.SubscribeMatch("pro_signup", bus.Match{"bus_event_type": "user_created", "plan": "pro"}, rec.handler())
+	goApp.SubscribeMatch("flaky", bus.Match{"bus_event_type": "invoice_paid"}, flaky)
+	goApp.SubscribeMatch("steady", bus.Match{"bus_event_type": "invoice_paid"}, rec.handler())
+	goApp.Subscribe("reminder", rec.handler())
 	if err := goApp.Register(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +138,8 @@ func testInterop(t *testing.T, v rubyBus, goDrives bool) {
 		rubyQueues = append([]string{bus.IncomingQueue}, rubyQueues...)
 	}
 	srv := sidekiq.NewServer(db.Client, serverConfig(goQueues...))
+	obs := &outcomes{}
+	srv.Observe(obs)
 	b, err := bus.AttachWith(srv, &bus.Config{RideOnly: !goDrives}, goApp)
 	if err != nil {
 		t.Fatal(err)
@@ -100,9 +147,13 @@ func testInterop(t *testing.T, v rubyBus, goDrives bool) {
 	stopGo := startServer(t, srv)
 	ruby := startRubySidekiq(t, v, db.URL, rubyApp, rubyQueues...)
 
+	due := time.Now().Add(2 * time.Second).Unix()
 	runRuby(t, v, db.URL, `
 QueueBus.publish("user_created", "user_id" => 1, "plan" => "pro", "tags" => ["a", "b"], "price" => 9.5)
 QueueBus.publish("user_created", "user_id" => 2, "plan" => "free")
+QueueBus.publish("invoice_paid", "invoice_id" => 1)
+QueueBus.publish("nobody_listens", "x" => 1)
+QueueBus.publish_at(`+itoa(due)+`, "reminder", "user_id" => 1)
 `)
 	client := sidekiq.NewClient(db.Client, nil)
 	goIDs := map[int64]string{}
@@ -117,10 +168,22 @@ QueueBus.publish("user_created", "user_id" => 2, "plan" => "free")
 		}
 		goIDs[e.id] = id
 	}
+	if _, err := bus.Publish(ctx, client, "invoice_paid", map[string]any{"invoice_id": 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.Publish(ctx, client, "nobody_listens", map[string]any{"x": 2}); err != nil {
+		t.Fatal(err)
+	}
+	reminderID, err := bus.PublishAt(ctx, client, time.Unix(due, 0), "reminder", map[string]any{"user_id": 3})
+	if err != nil {
+		t.Fatal(err)
+	}
 
-	rec.waitFor(t, 60*time.Second, "every Go and Ruby subscriber to get its events", func() bool {
+	rec.waitFor(t, 90*time.Second, "every Go and Ruby subscriber to get its events", func() bool {
 		return rec.count("goapp/user_created") >= 4 && rec.count("goapp/pro_signup") >= 2 &&
-			rubyCount(db.Client, "rubyapp/user_created") >= 4 && rubyCount(db.Client, "rubyapp/pro_signup") >= 2
+			rec.count("goapp/flaky") >= 2 && rec.count("goapp/steady") >= 2 && rec.count("goapp/reminder") >= 2 &&
+			rubyCount(db.Client, "rubyapp/user_created") >= 4 && rubyCount(db.Client, "rubyapp/pro_signup") >= 2 &&
+			rubyCount(db.Client, "rubyapp/invoice_paid") >= 2 && rubyCount(db.Client, "rubyapp/reminder") >= 2
 	})
 	// Stop both sides (Sidekiq finishes its running jobs on TERM) before counting, so a
 	// duplicate still in flight would be seen.
@@ -197,14 +260,69 @@ QueueBus.publish("user_created", "user_id" => 2, "plan" => "free")
 			t.Errorf("event of user %d: Publish returned %s, subscribers got %v", uid, goID, ids)
 		}
 	}
+
+	// The failing subscriber: retried once per event; the others got each event once.
+	invoices := map[string][]int64{}
+	for _, sub := range []string{"flaky", "steady"} {
+		for _, ev := range rec.events("goapp/" + sub) {
+			n, _ := ev.Int("invoice_id")
+			invoices[sub] = append(invoices[sub], n)
+		}
+	}
+	for _, ev := range rubyGot(t, db.Client, "rubyapp/invoice_paid") {
+		invoices["ruby"] = append(invoices["ruby"], num(t, ev["invoice_id"]))
+	}
+	for sub, got := range invoices {
+		if !sameInts(got, []int64{1, 2}) {
+			t.Errorf("%s subscriber got invoices %v, want 1 and 2 once each", sub, got)
+		}
+	}
+	flakyRuns.Range(func(k, n any) bool {
+		if runs := n.(*atomic.Int64).Load(); runs != 2 {
+			t.Errorf("flaky subscriber ran %d times for %v, want 2 (one failure, one retry)", runs, k)
+		}
+		return true
+	})
+	if st := b.Stats(); obs.retried.Load() != 2 || st.Failed != 2 {
+		t.Errorf("%d bus jobs retried, %d subscriber runs failed; want 2 and 2 (last error %v)", obs.retried.Load(), st.Failed, obs.lastErr.Load())
+	}
+
+	// Delayed events: both arrive when due, with bus_id kept and bus_delayed_until set.
+	for _, ev := range rec.events("goapp/reminder") {
+		uid, _ := ev.Int("user_id")
+		until, _ := ev.Int("bus_delayed_until")
+		if until != due || ev.PublishedAt().Unix() < due-1 {
+			t.Errorf("reminder for %d: bus_delayed_until %d (want %d), published at %v", uid, until, due, ev.PublishedAt())
+		}
+		if uid == 3 && ev.ID() != reminderID {
+			t.Errorf("reminder from Go arrived with bus_id %s, PublishAt returned %s", ev.ID(), reminderID)
+		}
+	}
+	var rubyReminders []int64
+	for _, ev := range rubyGot(t, db.Client, "rubyapp/reminder") {
+		rubyReminders = append(rubyReminders, num(t, ev["user_id"]))
+		if num(t, ev["bus_delayed_until"]) != due || num(t, ev["bus_published_at"]) < due-1 {
+			t.Errorf("Ruby got reminder %v", ev)
+		}
+		if num(t, ev["user_id"]) == 3 && ev["bus_id"] != reminderID {
+			t.Errorf("Ruby got the Go reminder with bus_id %v, PublishAt returned %s", ev["bus_id"], reminderID)
+		}
+	}
+	if !sameInts(rubyReminders, []int64{1, 3}) || rec.count("goapp/reminder") != 2 {
+		t.Errorf("reminders: Ruby got %v, Go %d", rubyReminders, rec.count("goapp/reminder"))
+	}
+
+	// Totals: 10 events driven (4 user_created, 2 invoice_paid, 2 nobody_listens, 2 reminders
+	// published then driven), of which 2 dropped.
 	st := b.Stats()
 	switch {
-	case goDrives && (st.Driven != 4 || st.Delivered != 12):
-		t.Errorf("Go drove %d events into %d jobs; want 4 into 12", st.Driven, st.Delivered)
-	case !goDrives && st.Driven != 0:
+	case goDrives && (st.Driven != 10 || st.Dropped != 2 || st.Delivered != 22 || st.Published != 2):
+		t.Errorf("Go drove %d events (%d dropped) into %d jobs and published %d delayed ones; want 10 (2) into 22, and 2",
+			st.Driven, st.Dropped, st.Delivered, st.Published)
+	case !goDrives && (st.Driven != 0 || st.Published != 0):
 		t.Errorf("Go drove %d events while Ruby drives", st.Driven)
 	}
-	for _, q := range []string{"queue:bus_incoming", "queue:goapp_default", "queue:rubyapp_default", "retry", "dead"} {
+	for _, q := range []string{"queue:bus_incoming", "queue:goapp_default", "queue:rubyapp_default", "queue:nobody_listens", "retry", "dead", "schedule"} {
 		if n := db.Client.Exists(ctx, q).Val(); n != 0 {
 			t.Errorf("%s is not empty at the end", q)
 		}
