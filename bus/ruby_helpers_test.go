@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -141,6 +142,12 @@ type rubySidekiq struct {
 // url, working queues, with concurrency 5. It is stopped when the test ends.
 func startRubySidekiq(t testing.TB, v rubyBus, url, appRuby string, queues ...string) *rubySidekiq {
 	t.Helper()
+	return startRubySidekiqC(t, v, url, appRuby, 5, queues...)
+}
+
+// startRubySidekiqC is startRubySidekiq with the given concurrency.
+func startRubySidekiqC(t testing.TB, v rubyBus, url, appRuby string, concurrency int, queues ...string) *rubySidekiq {
+	t.Helper()
 	rw := requireRubyBus(t, v)
 	binOut, err := exec.Command(rw, "--bin", v.Name).Output()
 	if err != nil {
@@ -151,7 +158,7 @@ func startRubySidekiq(t testing.TB, v rubyBus, url, appRuby string, queues ...st
 	if err := os.WriteFile(file, []byte(busPrelude+"\n"+appRuby), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{v.Name, strings.TrimSpace(string(binOut)), "-r", file, "-c", "5", "-t", "5"}
+	args := []string{v.Name, strings.TrimSpace(string(binOut)), "-r", file, "-c", strconv.Itoa(concurrency), "-t", "5"}
 	for _, q := range queues {
 		args = append(args, "-q", q)
 	}
