@@ -148,6 +148,7 @@ func AttachWith(srv *sidekiq.Server, cfg *Config, apps ...*App) (*Bus, error) {
 		apps:   map[string]*attachedApp{},
 	}
 	b.dir = newDirectory(b.rdb, keys, b.log)
+	srv.Handle(WorkerClass, b) // panics on a second Attach, before any app is sealed
 	for _, a := range apps {
 		subs, mws := a.seal()
 		aa := &attachedApp{app: a, subs: map[string]*subscription{}, mws: mws}
@@ -156,7 +157,6 @@ func AttachWith(srv *sidekiq.Server, cfg *Config, apps ...*App) (*Bus, error) {
 		}
 		b.apps[a.key] = aa
 	}
-	srv.Handle(WorkerClass, b)
 	if c.Heartbeat {
 		b.beat = &heartbeatService{b: b}
 		srv.AddService(b.beat)

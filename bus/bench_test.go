@@ -105,4 +105,3 @@ func fannedOut(ctx context.Context, rdb *redis.Client) int64 {
 	}
 	return total
 }
-

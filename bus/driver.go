@@ -64,7 +64,7 @@ func (b *Bus) drive(ctx context.Context, job *sidekiq.Job, a *attrs) error {
 		b.afterFanOut(ctx, busID)
 	}
 	b.log.Debug("bus: event driven", logcap.String("event_type", eventType), logcap.String("bus_id", busID),
-		zap.Int("subscribers", len(pushes)), zap.String("jid", job.JID))
+		zap.Int("subscribers", len(pushes)), logcap.String("jid", job.JID))
 	return nil
 }
 

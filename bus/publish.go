@@ -107,18 +107,18 @@ func PublishAt(ctx context.Context, client *sidekiq.Client, at time.Time, eventT
 		return "", errors.New("bus: PublishAt: empty event type")
 	}
 	s := collectPublish(opts)
-	_, hadPublishedAt := a.get(attrPublishedAt)
+	given, _ := a.get(attrPublishedAt)
 	meta, err := metadata(eventType, s)
 	if err != nil {
 		return "", err
 	}
 	out := meta.merged(a)
 	epoch := at.Unix()
-	if _, ok := out.get(attrDelayedUntil); !ok {
+	if until, _ := out.get(attrDelayedUntil); !rubyTruthy(until) { // Ruby's ||=
 		out.setInt(attrDelayedUntil, epoch)
 	}
-	if !hadPublishedAt {
-		out.remove(attrPublishedAt)
+	if !rubyTruthy(given) {
+		out.remove(attrPublishedAt) // set when the event is published
 	}
 	out.setString(attrClassProxy, PublisherClass)
 	id, _ := out.str(attrID)
@@ -185,4 +185,10 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// rubyTruthy reports whether a JSON value is truthy in Ruby: present, and neither null nor
+// false.
+func rubyTruthy(raw []byte) bool {
+	return !isNull(raw) && string(raw) != "false"
 }

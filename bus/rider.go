@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"go.uber.org/zap"
-
 	"github.com/ferryhq/ferry/internal/jsonwire"
 	"github.com/ferryhq/ferry/internal/logcap"
 	"github.com/ferryhq/ferry/sidekiq"
@@ -40,7 +38,7 @@ func (b *Bus) ride(ctx context.Context, job *sidekiq.Job, a *attrs) error {
 	if sub == nil {
 		b.stats.unrouted.Add(1)
 		b.log.Warn("bus: subscriber job for a subscription the app no longer has; dropped",
-			logcap.String("app", appKey), logcap.String("subscription", subKey), zap.String("jid", job.JID))
+			logcap.String("app", appKey), logcap.String("subscription", subKey), logcap.String("jid", job.JID))
 		return nil
 	}
 	if job.Queue != sub.queue {
