@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -48,9 +49,10 @@ type remoteSub struct {
 // what is stored is read again for every event, as queue-bus does, so a Register is seen
 // by the next event driven.
 type directory struct {
-	rdb  redis.UniversalClient
-	keys keyspace
-	log  *zap.Logger
+	rdb       redis.UniversalClient
+	keys      keyspace
+	log       *zap.Logger
+	pipelined bool // read without Lua (Redis Cluster)
 
 	mu    sync.Mutex
 	cache map[string]*remoteSub // nil value: the JSON is not a usable subscription
@@ -60,11 +62,17 @@ type directory struct {
 const maxCachedSubscriptions = 10000
 
 func newDirectory(rdb redis.UniversalClient, keys keyspace, log *zap.Logger) *directory {
-	return &directory{rdb: rdb, keys: keys, log: log, cache: map[string]*remoteSub{}}
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &directory{rdb: rdb, keys: keys, log: log, pipelined: cluster, cache: map[string]*remoteSub{}}
 }
 
-// load returns every application's subscriptions.
+// load returns every application's subscriptions: in one Lua call, or, on a Redis
+// Cluster (where a script may only touch the keys it declares), with SMEMBERS and then a
+// pipeline of HGETALLs, as queue-bus reads them.
 func (d *directory) load(ctx context.Context) ([]remoteApp, error) {
+	if d.pipelined {
+		return d.loadPipelined(ctx)
+	}
 	res, err := readSubscriptionsScript.Run(ctx, d.rdb, []string{d.keys.apps()}, d.keys.appPrefix()).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("bus: reading subscriptions: %w", err)
@@ -75,24 +83,74 @@ func (d *directory) load(ctx context.Context) ([]remoteApp, error) {
 		norm, _ := res[i+1].(string)
 		flat, _ := res[i+2].([]any)
 		if norm != Normalize(name) || !validAppKey(norm) {
-			// queue-bus raises on such a name and stops driving altogether; skip it.
-			d.log.Warn("bus: skipping an application whose key queue-bus cannot use", logcap.String("app", name))
+			d.skipApp(name)
 			continue
 		}
-		app := remoteApp{key: norm}
-		seen := map[string]bool{}
+		fields := make(map[string]string, len(flat)/2)
 		for j := 0; j+1 < len(flat); j += 2 {
+			field, _ := flat[j].(string)
 			raw, _ := flat[j+1].(string)
-			sub := d.parse(raw, norm)
-			if sub == nil || seen[sub.key] {
-				continue
-			}
-			seen[sub.key] = true
-			app.subs = append(app.subs, sub)
+			fields[field] = raw
 		}
-		apps = append(apps, app)
+		apps = append(apps, d.app(norm, fields))
 	}
 	return apps, nil
+}
+
+func (d *directory) loadPipelined(ctx context.Context) ([]remoteApp, error) {
+	names, err := d.rdb.SMembers(ctx, d.keys.apps()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("bus: reading subscriptions: %w", err)
+	}
+	var keys []string
+	cmds, err := d.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, name := range names {
+			norm := Normalize(name)
+			if !validAppKey(norm) {
+				d.skipApp(name)
+				continue
+			}
+			keys = append(keys, norm)
+			p.HGetAll(ctx, d.keys.app(norm))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: reading subscriptions: %w", err)
+	}
+	apps := make([]remoteApp, 0, len(keys))
+	for i, c := range cmds {
+		apps = append(apps, d.app(keys[i], c.(*redis.MapStringStringCmd).Val()))
+	}
+	return apps, nil
+}
+
+// skipApp warns of an application key queue-bus cannot use. queue-bus raises on one and
+// stops driving altogether until it is removed; Ferry skips it.
+func (d *directory) skipApp(name string) {
+	d.log.Warn("bus: skipping an application whose key queue-bus cannot use", logcap.String("app", name))
+}
+
+// app builds one application's subscriptions from its hash (queue-bus's
+// SubscriptionList.from_redis). Where two entries hold the same subscription key, which
+// queue-bus refuses, the entry with the lowest hash field wins.
+func (d *directory) app(key string, hash map[string]string) remoteApp {
+	fields := make([]string, 0, len(hash))
+	for f := range hash {
+		fields = append(fields, f)
+	}
+	sort.Strings(fields)
+	app := remoteApp{key: key}
+	seen := map[string]bool{}
+	for _, f := range fields {
+		sub := d.parse(hash[f], key)
+		if sub == nil || seen[sub.key] {
+			continue
+		}
+		seen[sub.key] = true
+		app.subs = append(app.subs, sub)
+	}
+	return app
 }
 
 // parse returns the subscription stored as raw, or nil when raw is not one (queue-bus

@@ -136,7 +136,7 @@
 //     approximated.
 //   - An application key queue-bus cannot use (only punctuation, invalid UTF-8) is skipped
 //     with a warning; Ruby's driver raises and stops driving until it is removed. A
-//     duplicate subscription key in a hash keeps the first.
+//     duplicate subscription key in a hash keeps the entry with the lowest hash field.
 //   - A subscriber job naming a subscription its app no longer has is dropped (counted in
 //     Stats.Unrouted); one naming an app the server does not run fails with a
 //     NotSubscribedError and is retried, where Ruby drops it silently.
