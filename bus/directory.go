@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -82,7 +83,7 @@ func (d *directory) load(ctx context.Context) ([]remoteApp, error) {
 		name, _ := res[i].(string)
 		norm, _ := res[i+1].(string)
 		flat, _ := res[i+2].([]any)
-		if norm != Normalize(name) || !validAppKey(norm) {
+		if !utf8.ValidString(name) || norm != Normalize(name) || !validAppKey(norm) {
 			d.skipApp(name)
 			continue
 		}
@@ -106,7 +107,7 @@ func (d *directory) loadPipelined(ctx context.Context) ([]remoteApp, error) {
 	cmds, err := d.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, name := range names {
 			norm := Normalize(name)
-			if !validAppKey(norm) {
+			if !utf8.ValidString(name) || !validAppKey(norm) {
 				d.skipApp(name)
 				continue
 			}

@@ -21,7 +21,8 @@ func TestDirectoryReadsAgree(t *testing.T) {
 	sub := func(key, queue string) string {
 		return fmt.Sprintf(`{"queue_name":%q,"key":%q,"class":"::QueueBus::Rider","matcher":{"bus_event_type":%q}}`, queue, key, key)
 	}
-	db.Client.SAdd(ctx, "bus_apps", "app1", "App-Two", "évian", "_", "missing")
+	db.Client.SAdd(ctx, "bus_apps", "app1", "App-Two", "évian", "_", "missing", "bad\xffname")
+	db.Client.HSet(ctx, "bus_app:bad_name", "x", sub("x", "q"))
 	db.Client.HSet(ctx, "bus_app:app1", "a", sub("a", "app1_default"), "b", sub("b", "Other Queue"), "bad", "not json", "nokey", `{"queue_name":"q"}`)
 	db.Client.HSet(ctx, "bus_app:app_two", "a", sub("a", "app_two_default"), "dup", sub("a", "elsewhere"))
 	db.Client.HSet(ctx, "bus_app:_vian", "x", sub("x", "q"))
