@@ -134,20 +134,20 @@ func TestDriverSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := db.Client.Keys(ctx, "ferry:inprogress:*").Result()
+	keys, err := db.Client.Keys(ctx, "ferry:inflight:*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var held int64
 	for _, k := range keys {
-		n, err := db.Client.LLen(ctx, k).Result()
+		n, err := db.Client.HLen(ctx, k).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
 		held += n
 	}
 	if held < int64(len(frozen)) {
-		t.Fatalf("%d events in the dead process's in-progress list, want at least the %d frozen ones", held, len(frozen))
+		t.Fatalf("%d events in the dead process's in-flight hash, want at least the %d frozen ones", held, len(frozen))
 	}
 	left, err := db.Client.LLen(ctx, "queue:"+bus.IncomingQueue).Result()
 	if err != nil {
@@ -173,12 +173,12 @@ func TestDriverSIGKILL(t *testing.T) {
 		if err != nil || n != 0 {
 			return false
 		}
-		keys, err := db.Client.Keys(ctx, "ferry:inprogress:*").Result()
+		keys, err := db.Client.Keys(ctx, "ferry:inflight:*").Result()
 		if err != nil {
 			return false
 		}
 		for _, k := range keys {
-			if n, err := db.Client.LLen(ctx, k).Result(); err != nil || n != 0 {
+			if n, err := db.Client.HLen(ctx, k).Result(); err != nil || n != 0 {
 				return false
 			}
 		}
