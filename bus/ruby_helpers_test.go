@@ -34,7 +34,8 @@ type rubyBus struct {
 var rubyBuses = []rubyBus{{Name: "bus6", Sidekiq: "6.4.1"}, {Name: "bus7", Sidekiq: "7.3.10"}}
 
 // busPrelude loads Sidekiq and sidekiq-bus and points them at REDIS_URL; sidekiq-bus 3.x
-// needs its own Redis handler (redis-rb 4.8, Debian's). Logs go to stderr at WARN.
+// needs its own Redis handler (redis-rb 4.8, Debian's). On Sidekiq 6, queue-bus uses
+// Sidekiq's connection (redis-rb) itself. Logs go to stderr at WARN.
 const busPrelude = `
 $stdout.sync = true
 require "json"
@@ -46,9 +47,11 @@ require "sidekiq"
 require "sidekiq/api"
 require "sidekiq-bus"
 BUS_URL = ENV.fetch("REDIS_URL")
-Sidekiq.configure_client { |c| c.redis = { url: BUS_URL } }
+# Generous timeouts: on a loaded machine a timed-out call that Redis did run would make
+# Sidekiq retry a job that succeeded, and the tests count deliveries exactly.
+Sidekiq.configure_client { |c| c.redis = { url: BUS_URL, network_timeout: 20 } }
 Sidekiq.configure_server do |c|
-  c.redis = { url: BUS_URL }
+  c.redis = { url: BUS_URL, network_timeout: 20 }
   if c.respond_to?(:[]=)
     c[:average_scheduled_poll_interval] = 1
   else
@@ -56,7 +59,7 @@ Sidekiq.configure_server do |c|
   end
 end
 if SidekiqBus.respond_to?(:redis_handler=)
-  BUS_POOL = ConnectionPool.new(size: 12) { Redis.new(url: BUS_URL) }
+  BUS_POOL = ConnectionPool.new(size: 12) { Redis.new(url: BUS_URL, timeout: 20) }
   SidekiqBus.redis_handler = ->(&b) { BUS_POOL.with { |r| b.call(r) } }
 end
 Sidekiq.logger.level = Logger::WARN
