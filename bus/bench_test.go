@@ -54,7 +54,7 @@ func BenchmarkDrive(b *testing.B) {
 var benchQueues = []string{"queue:app1_default", "queue:app2_default", "queue:app3_default"}
 
 func benchDrive(b *testing.B, startDriver func(*testing.B, *testutil.RealRedisDB)) {
-	db := testutil.RealRedis(b)
+	db := realRedis(b)
 	ctx := context.Background()
 	for i := 1; i <= 3; i++ {
 		app := bus.NewApp(db.Client, fmt.Sprintf("app%d", i), nil)

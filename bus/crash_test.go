@@ -78,7 +78,7 @@ func TestHelperBusDriver(t *testing.T) {
 // once (the interrupted ones twice).
 func TestDriverSIGKILL(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := realRedis(t)
 	ctx := context.Background()
 	const events = 300
 	const processTTL = 2 * time.Second

@@ -8,7 +8,6 @@ import (
 
 	"github.com/ferryhq/ferry/bus"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // TestDriveAndRide: a Ferry server drives the bus and runs the subscribers of two apps.
@@ -16,7 +15,7 @@ import (
 // nobody subscribes to is dropped and counted.
 func TestDriveAndRide(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := realRedis(t)
 	ctx := context.Background()
 	rec := newRecorder()
 

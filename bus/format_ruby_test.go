@@ -13,7 +13,6 @@ import (
 
 	"github.com/ferryhq/ferry/bus"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // TestWireFormatMatchesRuby: what Publish, PublishAt and Register write is what
@@ -25,7 +24,7 @@ func TestWireFormatMatchesRuby(t *testing.T) {
 		t.Run(v.Name, func(t *testing.T) {
 			t.Parallel()
 			requireRubyBus(t, v)
-			db := testutil.RealRedis(t)
+			db := realRedis(t)
 			ctx := context.Background()
 			at := time.Now().Add(time.Hour).Truncate(time.Second)
 

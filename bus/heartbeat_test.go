@@ -46,7 +46,7 @@ func heartbeatMinutes(t *testing.T, rdb redis.UniversalClient) []int64 {
 
 func TestHeartbeat(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := realRedis(t)
 	ctx := context.Background()
 	start := time.Date(2026, 3, 1, 12, 0, 10, 0, time.UTC)
 	clock := testutil.NewFakeClock(start)
@@ -117,7 +117,7 @@ func TestHeartbeatWithRuby(t *testing.T) {
 		t.Run(v.Name, func(t *testing.T) {
 			t.Parallel()
 			requireRubyBus(t, v)
-			db := testutil.RealRedis(t)
+			db := realRedis(t)
 			ctx := context.Background()
 
 			runRuby(t, v, db.URL, `QueueBus::Heartbeat.perform`)
@@ -187,5 +187,26 @@ QueueBus::Heartbeat.perform`, (m+1)*60+40))
 				t.Errorf("bus:heartbeat:timestamp = %s, want %d", got, m+2)
 			}
 		})
+	}
+}
+
+// TestHeartbeatService: with Config.Heartbeat a started server publishes the current
+// minute at once (and its driver drives it), and the service stops with the server.
+func TestHeartbeatService(t *testing.T) {
+	t.Parallel()
+	db := realRedis(t)
+	srv := sidekiq.NewServer(db.Client, serverConfig(bus.IncomingQueue))
+	b, err := bus.AttachWith(srv, &bus.Config{Heartbeat: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := startServer(t, srv)
+	testutil.Eventually(t, 30*time.Second, "the first heartbeat to be published and driven", func() bool {
+		st := b.Stats()
+		return st.Heartbeats >= 1 && st.Driven >= 1 && st.Dropped >= 1 // nobody subscribes here
+	})
+	stop()
+	if got := db.Client.Get(context.Background(), "bus:heartbeat:timestamp").Val(); got == "" {
+		t.Fatal("no bus:heartbeat:timestamp")
 	}
 }

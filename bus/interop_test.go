@@ -15,7 +15,6 @@ import (
 
 	"github.com/ferryhq/ferry/bus"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // rubyApp is the Ruby application of the interop tests: queue-bus's dispatch DSL, with the
@@ -107,7 +106,7 @@ func (o *outcomes) JobFinished(ev *sidekiq.JobEvent) {
 
 func testInterop(t *testing.T, v rubyBus, goDrives bool) {
 	requireRubyBus(t, v)
-	db := testutil.RealRedis(t)
+	db := realRedis(t)
 	ctx := context.Background()
 	rec := newRecorder()
 

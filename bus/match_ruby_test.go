@@ -30,7 +30,7 @@ func TestRubyToSMatchesRuby(t *testing.T) {
 	t.Parallel()
 	v := rubyBuses[0]
 	requireRubyBus(t, v)
-	db := testutil.RealRedis(t)
+	db := realRedis(t)
 	in, _ := json.Marshal(rubyValues)
 	if err := db.Client.Set(context.Background(), "values", in, 0).Err(); err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ func TestMatchersAgreeWithRuby(t *testing.T) {
 		t.Run(v.Name, func(t *testing.T) {
 			t.Parallel()
 			requireRubyBus(t, v)
-			db := testutil.RealRedis(t)
+			db := realRedis(t)
 			ctx := context.Background()
 			registerRuby(t, v, db.URL, matchRubyApp)
 			gomatch := bus.NewApp(db.Client, "gomatch", nil)

@@ -39,7 +39,7 @@ func (in SyncInputs) Validate() error {
 // by middleware.Logging under its subscription's class name.
 func TestSubscribersComposeWithMiddleware(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := realRedis(t)
 	ctx := context.Background()
 	core, logs := observer.New(zapcore.InfoLevel)
 	logging := middleware.Logging(zap.New(core))

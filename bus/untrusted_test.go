@@ -43,7 +43,7 @@ func TestPublisherCannotChooseTheSubscription(t *testing.T) {
 		t.Run(v.Name, func(t *testing.T) {
 			t.Parallel()
 			requireRubyBus(t, v)
-			db := testutil.RealRedis(t)
+			db := realRedis(t)
 			ctx := context.Background()
 			rec := newRecorder()
 			app := victimApp(t, db, rec)
@@ -126,7 +126,7 @@ func pushRider(t *testing.T, client *sidekiq.Client, queue string, event string)
 // event (dead set). The server keeps working through all of them.
 func TestRiderChecks(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := realRedis(t)
 	ctx := context.Background()
 	rec := newRecorder()
 	app := victimApp(t, db, rec)
@@ -188,7 +188,7 @@ func TestRiderChecks(t *testing.T) {
 // writes only "queue:<word characters>" and reads only "bus_app:<word characters>".
 func TestSubscriptionsCannotLeaveTheKeyspace(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := realRedis(t)
 	ctx := context.Background()
 	// An app registered by hand with hostile names.
 	db.Client.SAdd(ctx, "bus_apps", "evil:app", "../x")
@@ -223,7 +223,7 @@ func TestSubscriptionsCannotLeaveTheKeyspace(t *testing.T) {
 // the event.
 func TestLogsAreCapped(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := realRedis(t)
 	ctx := context.Background()
 	core, logs := observer.New(zapcore.DebugLevel)
 	app := bus.NewApp(db.Client, "goapp", nil)
