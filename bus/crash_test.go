@@ -51,6 +51,7 @@ func TestHelperBusDriver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	opts.ReadTimeout, opts.WriteTimeout = 20*time.Second, 20*time.Second // a loaded machine
 	rdb := redis.NewClient(opts)
 	srv := sidekiq.NewServer(rdb, &sidekiq.Config{Queues: []string{bus.IncomingQueue}, Concurrency: 4, ProcessTTL: spec.ProcessTTL})
 	b, err := bus.Attach(srv)
