@@ -7,7 +7,7 @@ help: ## list the tasks
 run: ## run the quick start (embedded Redis unless REDIS_URL is set)
 	go run ./examples/quickstart
 
-setup: ## install and start redis-server, ruby, ruby-sidekiq, ruby-activejob if missing
+setup: ## install and start redis-server, ruby, ruby-sidekiq, ruby-activejob, ruby-multi-json if missing
 	./scripts/setup.sh
 
 vet: ## go vet

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs and starts what Ferry's tests need on a fresh Debian machine: redis-server, ruby,
 # Debian's ruby-sidekiq (6.4.1), ruby-activejob (6.1), ruby-redis-namespace (Sidekiq 6 on a
-# namespace, for the api tests) and ruby-sidekiq-cron (1.8.0, for the periodic tests), and
-# PostgreSQL on 127.0.0.1:5432
-# with a database "test" that user postgres (password postgres) can use, for the outbox. Safe to run again: it only acts on
-# what is missing. Needs root (or sudo) to install.
+# namespace, for the api tests), ruby-sidekiq-cron (1.8.0, for the periodic tests),
+# ruby-multi-json, ruby-redis and ruby-connection-pool (queue-bus and sidekiq-bus, from
+# ../shared/peers, need them for the bus interop tests), and PostgreSQL on 127.0.0.1:5432 with
+# a database "test" that user postgres (password postgres) can use, for the outbox. Safe to run
+# again: it only acts on what is missing. Needs root (or sudo) to install.
 set -euo pipefail
 
 as_root() {
@@ -29,6 +30,8 @@ ruby -e 'require "sidekiq"; require "sidekiq-cron"' 2>/dev/null || missing+=(rub
 # Sidekiq 7.3 defines its ActiveJob wrapper in sidekiq/rails.rb, which needs railties (the
 # interop suite loads it for 7.3's ActiveJob tests; 7.3 and 8.1 themselves come from ../shared/peers).
 ruby -e 'require "rails"' 2>/dev/null || missing+=(ruby-railties)
+ruby -e 'require "multi_json"' 2>/dev/null || missing+=(ruby-multi-json)
+ruby -e 'require "redis"; require "connection_pool"' 2>/dev/null || missing+=(ruby-redis ruby-connection-pool)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt_install "${missing[@]}"
