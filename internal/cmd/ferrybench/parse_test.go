@@ -334,3 +334,20 @@ func TestPrintTableMarkdown(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }
+
+func TestLessOrMore(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		got, want string
+	}{
+		{lessOrMore(7.8), "7.8x less"},
+		{lessOrMore(0.8), "1.2x more"},
+		{lessOrMoreRange(spread{Min: 6.8, Max: 8.2}), "6.8–8.2x less"},
+		{lessOrMoreRange(spread{Min: 0.5, Max: 0.8}), "1.2–2.0x more"},
+		{lessOrMoreRange(spread{Min: 0.8, Max: 1.5}), "1.2x more to 1.5x less"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}

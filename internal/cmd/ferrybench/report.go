@@ -44,11 +44,14 @@ func spreadOf(xs []float64) spread {
 	return spread{Median: m, Min: s[0], Max: s[len(s)-1]}
 }
 
+// format prints "median (min–max)", or the median alone when the range is nothing at f's
+// precision.
 func (s spread) format(f string) string {
-	if s.Min == s.Max {
-		return fmtNum(f, s.Median)
+	med, lo, hi := fmtNum(f, s.Median), fmtNum(f, s.Min), fmtNum(f, s.Max)
+	if lo == hi {
+		return med
 	}
-	return fmtNum(f, s.Median) + " (" + fmtNum(f, s.Min) + "–" + fmtNum(f, s.Max) + ")"
+	return med + " (" + lo + "–" + hi + ")"
 }
 
 // fmtNum formats x with f, grouping thousands of whole numbers with commas.
@@ -179,30 +182,49 @@ func (r *workloadResult) ratio(a, b int, m metric, inverse bool) (med float64, p
 }
 
 // printRatio prints, for workers a and b, a's jobs/s over b's, then how many times less
-// Redis CPU and worker CPU a spends per job: the ratio of the medians, and with rounds the
-// smallest and largest ratio within a round (a and b ran back to back).
+// (or more) Redis CPU and worker CPU a spends per job than b: the ratio of the medians,
+// and with rounds the smallest and largest ratio within a round (a and b ran back to back).
 func printRatio(out io.Writer, r *workloadResult, label string, a, b int) {
 	if a < 0 || b < 0 {
 		return
 	}
-	parts := []string{}
+	rounds := len(r.samples[a]) > 1
+	med, per := r.ratio(a, b, metrics[0], false)
+	parts := []string{fmt.Sprintf("%.1fx jobs/s", med)}
+	if rounds {
+		parts[0] += fmt.Sprintf(" (rounds %.1f–%.1fx)", per.Min, per.Max)
+	}
 	for _, c := range []struct {
-		m       metric
-		inverse bool
-		format  string
-	}{
-		{metrics[0], false, "%.1fx jobs/s"},
-		{metrics[1], true, "Redis CPU per job %.1fx less"},
-		{metrics[5], true, "worker CPU per job %.1fx less"},
-	} {
-		med, per := r.ratio(a, b, c.m, c.inverse)
-		p := fmt.Sprintf(c.format, med)
-		if len(r.samples[a]) > 1 {
-			p += fmt.Sprintf(" (rounds %.1f–%.1fx)", per.Min, per.Max)
+		m    metric
+		what string
+	}{{metrics[1], "Redis CPU per job"}, {metrics[5], "worker CPU per job"}} {
+		med, per := r.ratio(a, b, c.m, true) // b's cost over a's
+		p := c.what + " " + lessOrMore(med)
+		if rounds {
+			p += fmt.Sprintf(" (rounds %s)", lessOrMoreRange(per))
 		}
 		parts = append(parts, p)
 	}
 	fmt.Fprintf(out, "%s: %s\n", label, strings.Join(parts, "; "))
+}
+
+// lessOrMore says x (the other's cost over this one's) as "3.1x less" or, under 1, as
+// "1.3x more".
+func lessOrMore(x float64) string {
+	if x >= 1 || x <= 0 {
+		return fmt.Sprintf("%.1fx less", x)
+	}
+	return fmt.Sprintf("%.1fx more", 1/x)
+}
+
+func lessOrMoreRange(s spread) string {
+	switch {
+	case s.Min >= 1:
+		return fmt.Sprintf("%.1f–%.1fx less", s.Min, s.Max)
+	case s.Max < 1 && s.Min > 0:
+		return fmt.Sprintf("%.1f–%.1fx more", 1/s.Max, 1/s.Min)
+	}
+	return fmt.Sprintf("%s to %s", lessOrMore(s.Min), lessOrMore(s.Max))
 }
 
 // printTopCommands lists, for each worker, its k most called and k most costly commands
