@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -173,9 +174,13 @@ func ioSleeps(n int, seed uint64) []int {
 	return out
 }
 
+const preloadTimeout = 5 * time.Minute
+
 // preload empties the database and pushes the plan's jobs with Ruby's push_bulk (in slices
 // of 1,000, Sidekiq 7's default batch), as a Rails app would.
 func preload(ctx context.Context, rdb *redis.Client, url string, p jobPlan) error {
+	ctx, cancel := context.WithTimeout(ctx, preloadTimeout)
+	defer cancel()
 	if err := rdb.FlushDB(ctx).Err(); err != nil {
 		return err
 	}
