@@ -24,7 +24,7 @@ import (
 //	                                        the answer to a "report" line on stdin
 //
 // on stdout (other lines are kept for error messages). The child stops when its stdin
-// closes or on SIGTERM. A drain is timed from the first start to the last job's end, from
+// closes (so it also stops when ferrybench dies) or on SIGTERM. A drain is timed from the first start to the last job's end, from
 // the children's own clocks.
 
 // childMsg is one parsed protocol line.

@@ -48,7 +48,9 @@ func startPrivateRedis(ctx context.Context, bin string) (*privateRedis, error) {
 			"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--logfile", "")
 		out := &tailBuffer{}
 		r.cmd.Stdout, r.cmd.Stderr = out, out
-		r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		// Pdeathsig: a ferrybench that dies leaves no server behind (best effort: Linux sends
+		// it when the thread that started the server ends).
+		r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 		if err := r.cmd.Start(); err != nil {
 			os.RemoveAll(dir)
 			return nil, err

@@ -129,6 +129,9 @@ Thread.new do
     done, last = FerryBench.snapshot
     $stdout.write("report #{done} #{last}\n")
   end
+  # stdin closed: ferrybench is stopping this worker, or has died. Either way, stop, so no
+  # orphaned worker takes the jobs of whoever uses this database next.
+  Process.kill("TERM", Process.pid)
 end
 
 class NoopJob
