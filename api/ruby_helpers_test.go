@@ -54,8 +54,14 @@ OkJob.set(queue: "low").perform_async(3)
 `
 
 // peersDir is the shared Ruby peers (Sidekiq 7.3.10 and 8.1.7 sources), as every
-// developer and CI have it.
-func peersDir() string { return filepath.Join("..", "..", "shared", "peers") }
+// developer and CI have it (testutil.PeersDir).
+func peersDir() string {
+	d, err := testutil.PeersDir()
+	if err != nil {
+		return filepath.Join("..", "..", "shared", "peers")
+	}
+	return d
+}
 
 // rubyPeer runs script with Sidekiq 7 or 8 ("sidekiq7", "sidekiq8") from the shared peers
 // against redisURL and returns its stdout.

@@ -73,23 +73,15 @@ end
 
 var peersCheck sync.Map // version name -> error
 
-// peersDir returns ../shared/peers beside the module root.
+// peersDir returns the peers folder (testutil.PeersDir: ../shared/peers beside the
+// module root, or FERRY_PEERS).
 func peersDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	d, err := testutil.PeersDir()
 	if err != nil {
-		t.Fatal(err)
+		testutil.Unavailable(t, "Ruby peers: %v", err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "peers")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
+	return d
 }
 
 // requireRubyBus fails (CI) or skips unless ruby-with can load sidekiq-bus for v.

@@ -34,6 +34,7 @@ type completer struct {
 	deadTimeout time.Duration
 	clock       Clock
 	names       []string
+	metrics     *execMetrics // nil: no Metrics tab to feed (Sidekiq 6)
 
 	in     chan *completion
 	closed chan struct{} // closed once the completer takes no more completions
@@ -65,6 +66,7 @@ type completerParams struct {
 	deadTimeout time.Duration
 	clock       Clock
 	names       []string
+	metrics     *execMetrics
 	buffer      int
 }
 
@@ -72,6 +74,7 @@ func newCompleter(p completerParams) *completer {
 	return &completer{
 		store: p.store, reg: p.reg, stats: p.stats, observers: p.observers, log: p.log,
 		onDeath: p.onDeath, deadMax: p.deadMax, deadTimeout: p.deadTimeout, clock: p.clock, names: p.names,
+		metrics: p.metrics,
 		in: make(chan *completion, p.buffer), closed: make(chan struct{}), done: make(chan struct{}),
 	}
 }
@@ -244,6 +247,12 @@ func (c *completer) settled(x *completion) {
 			c.stats.failed(1)
 		} else {
 			c.stats.processed(1)
+		}
+	}
+	if c.metrics != nil && x.job != nil && x.ev != nil {
+		switch d.outcome {
+		case OutcomeSucceeded, OutcomeRescheduled, OutcomeRetried, OutcomeDead, OutcomeDropped:
+			c.metrics.record(metricsClass(x.job), x.ev.Duration, d.failed)
 		}
 	}
 	if d.outcome != OutcomeSucceeded {

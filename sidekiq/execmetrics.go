@@ -102,6 +102,20 @@ func newExecMetrics(format metricsFormat, maxClasses int) *execMetrics {
 	return &execMetrics{format: format, maxClasses: maxClasses, classes: map[string]*classMetrics{}}
 }
 
+// newServerMetrics is the recorder a server of a fleet of version v feeds: both layouts
+// when the version is not known, none for Sidekiq 6 (which has no Metrics tab).
+func newServerMetrics(v SidekiqVersion) *execMetrics {
+	switch v {
+	case Sidekiq6:
+		return nil
+	case Sidekiq7:
+		return newExecMetrics(metrics7, 0)
+	case Sidekiq8:
+		return newExecMetrics(metrics8, 0)
+	}
+	return newExecMetrics(metrics7|metrics8, 0)
+}
+
 // metricsClass is the class Sidekiq records a job under: "wrapped" (the ActiveJob class)
 // when present, else "class" (Sidekiq::Metrics::Middleware: hash["wrapped"] || hash["class"]).
 func metricsClass(j *Job) string {

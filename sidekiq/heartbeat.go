@@ -31,6 +31,8 @@ const Version = "0.2.0"
 //   - the process in the processes set and its <identity> hash (info, busy, beat, quiet,
 //     rss, rtt_us, concurrency), expiring after ProcessTTL;
 //   - this process's entry in the in-flight index;
+//   - then, in a pipeline of their own, the execution metrics of Sidekiq 7/8's Metrics tab
+//     (execmetrics.go) for the jobs finished since the last beat;
 //   - one signal popped from <identity>-signals: TSTP quiets, TERM stops, TTIN logs every
 //     goroutine's stack.
 type heartbeat struct {
@@ -48,6 +50,7 @@ type heartbeat struct {
 	names       []string
 	isQuiet     func() bool
 	onSignal    func(sig string) // TSTP and TERM
+	metrics     *execMetrics     // flushed after each beat; nil: none
 
 	written  map[string]*unit // tid -> job whose entry the work hashes hold
 	full     bool             // the work hashes must be rewritten whole
@@ -72,13 +75,14 @@ type heartbeatParams struct {
 	names       []string
 	isQuiet     func() bool
 	onSignal    func(sig string)
+	metrics     *execMetrics
 }
 
 func newHeartbeat(p heartbeatParams) *heartbeat {
 	return &heartbeat{
 		store: p.store, reg: p.reg, stats: p.stats, log: p.log, jobLog: p.jobLog, obs: p.observers, clock: p.clock,
 		info: p.info, concurrency: p.concurrency, ttl: p.ttl, interval: p.interval, names: p.names,
-		isQuiet: p.isQuiet, onSignal: p.onSignal, written: map[string]*unit{}, full: true, done: make(chan struct{}),
+		isQuiet: p.isQuiet, onSignal: p.onSignal, metrics: p.metrics, written: map[string]*unit{}, full: true, done: make(chan struct{}),
 	}
 }
 
@@ -233,6 +237,13 @@ func (h *heartbeat) beat(ctx context.Context) error {
 	}
 	h.written, h.full = running, false
 	h.lastBeat.Store(time.Now().UnixNano())
+	if h.metrics != nil {
+		// Apart from the beat's MULTI, as Sidekiq: a metrics error must not fail the beat
+		// (and count the statistics twice). What fails is not written again.
+		if err := h.store.flushMetrics(ctx, h.metrics, now); err != nil {
+			h.obs.redisError("metrics", err)
+		}
+	}
 	if n := h.jobLog.takeDropped(); n > 0 {
 		h.log.Warn("similar log lines about jobs were dropped (sampling)", zap.Int64("lines", n))
 	}

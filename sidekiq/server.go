@@ -206,10 +206,11 @@ func (s *Server) build() {
 	s.store = newStore(s.rdb, s.keys, s.identity, s.specs)
 	s.reg = newRegister(len(s.specs), c.PrefetchBytes)
 	jobLog := newJobLogger(s.log)
+	metrics := newServerMetrics(c.SidekiqVersion)
 	s.completer = newCompleter(completerParams{
 		store: s.store, reg: s.reg, stats: &s.stats, observers: s.observers, log: jobLog,
 		onDeath: c.OnDeath, deadMax: c.DeadMaxJobs, deadTimeout: c.DeadTimeout, clock: c.Clock, names: names,
-		buffer: 4*c.Concurrency + 16,
+		metrics: metrics, buffer: 4*c.Concurrency + 16,
 	})
 	s.exec = newExecutor(executorParams{
 		reg: s.reg, completer: s.completer, handlers: s.handlers, runMW: s.runMW, names: names,
@@ -228,6 +229,7 @@ func (s *Server) build() {
 		store: s.store, reg: s.reg, stats: &s.stats, log: s.log, jobLog: jobLog, observers: s.observers,
 		clock: c.Clock, info: processInfo(c, s.identity, startedAt, s.specs, s.mode, s.fetcher.order.static), concurrency: c.Concurrency,
 		ttl: c.ProcessTTL, interval: c.HeartbeatInterval, names: names, isQuiet: s.isQuiet, onSignal: s.onSignal,
+		metrics: metrics,
 	})
 	s.scheduler = newScheduler(s.store, s.keys, s.log, s.observers, c.Clock, c.TimeFormat, c.PollInterval, s.quietCh)
 	s.recoverer = newRecoverer(s.store, s.log, s.observers, s.identity, c.RecoverInterval)

@@ -404,6 +404,15 @@ func (st *store) beat(ctx context.Context, b *beatWrite) (string, error) {
 	return sig, nil
 }
 
+// flushMetrics writes the execution metrics recorded since the last flush.
+func (st *store) flushMetrics(ctx context.Context, m *execMetrics, now time.Time) error {
+	_, err := st.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		m.flush(ctx, p, st.keys, now)
+		return nil
+	})
+	return err
+}
+
 // clearProcess takes the process off the Web UI on a clean stop: out of the processes
 // set, running jobs deleted. The process hash expires by itself, as Sidekiq leaves it.
 func (st *store) clearProcess(ctx context.Context) error {

@@ -76,8 +76,10 @@ func (s *RubySidekiq) Millis() bool { return s.major >= 8 }
 var ErrPeersNotFound = errors.New("peers folder not found")
 
 // PeersDir is the folder holding the Ruby peers' sources and ruby-with: FERRY_PEERS when
-// set, else ../shared/peers from the module root (the directory with go.mod, found from the
-// working directory upwards).
+// set; else ../shared/peers from the module root (the directory with go.mod, found from
+// the working directory upwards), as every developer's checkout has it; else the first
+// shared/peers found in a directory above the module root, and last /work/shared/peers,
+// where the workplace keeps it for a clone made elsewhere (CI's).
 func PeersDir() (string, error) {
 	if d := os.Getenv("FERRY_PEERS"); d != "" {
 		return checkPeersDir(d)
@@ -86,14 +88,32 @@ func PeersDir() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	root := ""
 	for dir := wd; ; dir = filepath.Dir(dir) {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return checkPeersDir(filepath.Join(dir, "..", "shared", "peers"))
+			root = dir
+			break
 		}
 		if filepath.Dir(dir) == dir {
 			return "", fmt.Errorf("%w: no go.mod above %s", ErrPeersNotFound, wd)
 		}
 	}
+	first, firstErr := checkPeersDir(filepath.Join(root, "..", "shared", "peers"))
+	if firstErr == nil {
+		return first, nil
+	}
+	for dir := filepath.Dir(filepath.Dir(root)); ; dir = filepath.Dir(dir) {
+		if d, err := checkPeersDir(filepath.Join(dir, "shared", "peers")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(dir) == dir {
+			break
+		}
+	}
+	if d, err := checkPeersDir("/work/shared/peers"); err == nil {
+		return d, nil
+	}
+	return "", firstErr
 }
 
 func checkPeersDir(d string) (string, error) {

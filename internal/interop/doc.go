@@ -47,8 +47,8 @@
 //     retries what the other failed, with every field intact; Go errors show readable
 //     classes (error_class_test.go).
 //   - Metrics: METRICS-FORMAT.md describes Sidekiq 7.3's and 8.1's execution metrics in
-//     Redis; metrics_pending_test.go (build tag interop_pending) checks a Go server's
-//     metrics through Metrics::Query and the Metrics page once the server records them.
+//     Redis; metrics_page_test.go checks a Go server's metrics through 7.3.10's and
+//     8.1.7's Metrics::Query and the Metrics page.
 //
 // The tests need a real Redis (REDIS_URL, default 127.0.0.1:6379) and, for the Ruby parts,
 // Debian's ruby with ruby-sidekiq and ruby-activejob, and the peers folder. With CI=true a
