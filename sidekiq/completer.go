@@ -75,7 +75,7 @@ func newCompleter(p completerParams) *completer {
 		store: p.store, reg: p.reg, stats: p.stats, observers: p.observers, log: p.log,
 		onDeath: p.onDeath, deadMax: p.deadMax, deadTimeout: p.deadTimeout, clock: p.clock, names: p.names,
 		metrics: p.metrics,
-		in: make(chan *completion, p.buffer), closed: make(chan struct{}), done: make(chan struct{}),
+		in:      make(chan *completion, p.buffer), closed: make(chan struct{}), done: make(chan struct{}),
 	}
 }
 
