@@ -51,11 +51,13 @@ local budget = tonumber(ARGV[2])
 local seq = tonumber(ARGV[3])
 local fence = redis.call('GET', KEYS[n + 3])
 if fence and seq < tonumber(fence) then return {} end
-local allow = {}
-for i = 1, n do allow[i] = tonumber(ARGV[4 + i]) end
-local out = {}
-local fields = {}
-local bytes = 0
+local allow, suffix = {}, {}
+for i = 1, n do
+  allow[i] = tonumber(ARGV[4 + i])
+  suffix[i] = ':' .. ARGV[4 + n + i]
+end
+local out, fields = {}, {}
+local taken, nout, nfields, bytes = 0, 0, 0, 0
 local function take(i, k)
   if k <= 0 or allow[i] == 0 or bytes >= budget then return 0 end
   if allow[i] > 0 and k > allow[i] then k = allow[i] end
@@ -64,19 +66,24 @@ local function take(i, k)
     allow[i] = 0
     return 0
   end
-  local got = 0
+  local got, sfx = 0, suffix[i]
   for j = 1, #jobs do
-    if #out > 0 and bytes + #jobs[j] > budget then
+    local job = jobs[j]
+    local size = #job
+    if taken > 0 and bytes + size > budget then
       for r = #jobs, j, -1 do redis.call('RPUSH', KEYS[i], jobs[r]) end
       bytes = budget
       break
     end
-    bytes = bytes + #jobs[j]
+    bytes = bytes + size
     got = got + 1
-    out[#out + 1] = i
-    out[#out + 1] = jobs[j]
-    fields[#fields + 1] = (seq + #out / 2) .. ':' .. ARGV[4 + n + i]
-    fields[#fields + 1] = jobs[j]
+    taken = taken + 1
+    out[nout + 1] = i
+    out[nout + 2] = job
+    nout = nout + 2
+    fields[nfields + 1] = (seq + taken) .. sfx
+    fields[nfields + 2] = job
+    nfields = nfields + 2
   end
   if got < k then
     allow[i] = 0
@@ -100,7 +107,7 @@ for i = 1, n do
   if left <= 0 or bytes >= budget then break end
   left = left - take(i, left)
 end
-if #fields > 0 then
+if nfields > 0 then
   redis.call('HSET', KEYS[n + 1], unpack(fields))
   redis.call('HSET', KEYS[n + 2], KEYS[n + 1], ARGV[4])
 end
