@@ -96,6 +96,8 @@ type forkServer struct {
 	calls map[int64]*forkCall
 	next  int64
 	err   error // why the server is gone; new calls then run without it
+
+	exited chan struct{} // closed when read has seen the process exit
 }
 
 type forkCall struct {
@@ -106,6 +108,30 @@ type forkCall struct {
 var forkServers struct {
 	mu      sync.Mutex
 	servers map[string]*forkServer // by release name and ActiveJob setting
+}
+
+// StopRubyServers ends the Ruby fork servers the tests of this process started (they live
+// until the process exits otherwise), for a TestMain that checks for leaked goroutines
+// after the tests. Later scripts start new ones.
+func StopRubyServers() {
+	forkServers.mu.Lock()
+	servers := forkServers.servers
+	forkServers.servers = nil
+	forkServers.mu.Unlock()
+	for _, fs := range servers {
+		if fs.cmd == nil {
+			continue
+		}
+		fs.wmu.Lock()
+		_ = fs.stdin.Close()
+		fs.wmu.Unlock()
+		select {
+		case <-fs.exited:
+		case <-time.After(10 * time.Second):
+			_ = fs.cmd.Process.Kill()
+			<-fs.exited
+		}
+	}
 }
 
 // forkDisabled reports whether FERRY_RUBY_FORK=0 asks for a Ruby process per script.
@@ -154,7 +180,7 @@ func (s *RubySidekiq) startForkServer(activeJob bool) (*forkServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	fs := &forkServer{cmd: cmd, stderr: &SyncBuffer{}, stdin: stdin, calls: map[int64]*forkCall{}}
+	fs := &forkServer{cmd: cmd, stderr: &SyncBuffer{}, stdin: stdin, calls: map[int64]*forkCall{}, exited: make(chan struct{})}
 	cmd.Stderr = fs.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -165,6 +191,7 @@ func (s *RubySidekiq) startForkServer(activeJob bool) (*forkServer, error) {
 
 // read delivers the server's answers until its stdout closes, then fails what still waits.
 func (fs *forkServer) read(stdout io.Reader) {
+	defer close(fs.exited)
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
