@@ -47,7 +47,7 @@ func TestSubscribersComposeWithMiddleware(t *testing.T) {
 	var contended atomic.Int64
 	countHeld := sidekiq.RunFunc(func(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) error {
 		err := next(ctx)
-		if errors.Is(err, locks.ErrLockHeld) {
+		if errors.Is(err, locks.ErrWorkerLockHeld) {
 			contended.Add(1)
 		}
 		return err

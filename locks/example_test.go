@@ -51,7 +51,7 @@ func ExampleWorkerLock() {
 	_ = wlock.InterceptRun(ctx, first, func(ctx context.Context) error {
 		err := wlock.InterceptRun(ctx, second, func(context.Context) error { return nil })
 		var later *sidekiq.RetryInError
-		if errors.As(err, &later) && errors.Is(err, locks.ErrLockHeld) {
+		if errors.As(err, &later) && errors.Is(err, locks.ErrWorkerLockHeld) {
 			fmt.Println("b2 rescheduled, no retry used; waits:", string(second.Extra[locks.WaitsKey]))
 		}
 		return nil

@@ -342,8 +342,8 @@ func TestQueueLockPayloadKeyCannotNameOtherKeys(t *testing.T) {
 				t.Fatal(err)
 			}
 			rdb.Set(ctx, wkey, "someone-else", 0)
-			if err := w.InterceptRun(ctx, job, func(context.Context) error { return nil }); !errors.Is(err, locks.ErrLockHeld) {
-				t.Fatalf("worker lock: %v, want ErrLockHeld", err)
+			if err := w.InterceptRun(ctx, job, func(context.Context) error { return nil }); !errors.Is(err, locks.ErrWorkerLockHeld) {
+				t.Fatalf("worker lock: %v, want ErrWorkerLockHeld", err)
 			}
 			rdb.Del(ctx, wkey)
 			if changes := diff(before, snapshot(t, rdb)); len(changes) > 0 {

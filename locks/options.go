@@ -15,9 +15,9 @@ type Conflict uint8
 
 const (
 	// Drop makes the push a no-op: Push returns the holder's jid and a
-	// *sidekiq.GuardHeldError, which matches sidekiq.ErrPushStopped. The default.
+	// *sidekiq.PushStoppedError, which matches sidekiq.ErrPushStopped. The default.
 	Drop Conflict = iota
-	// Error makes the push fail with a *LockedError, which matches ErrLocked and not
+	// Error makes the push fail with a *QueueLockedError, which matches ErrQueueLocked and not
 	// sidekiq.ErrPushStopped, for callers that must treat a duplicate as a failure.
 	Error
 	// Replace takes the lock over and pushes anyway. The earlier job stays queued and
@@ -26,10 +26,28 @@ const (
 	Replace
 )
 
-// Option configures a QueueLock or a WorkerLock. Options that concern only one of them
-// (TTL and OnConflict the queue lock; Lease and Backoff the worker lock) are ignored by the
-// other.
+// Option configures either lock kind: Namespace, Inputs, Classes, RedisNamespace, Logger.
+// Options that concern one kind only have their own types, so that passing one to the
+// other kind does not compile: TTL and OnConflict are QueueOptions, Lease and Backoff
+// WorkerOptions.
 type Option func(*config)
+
+func (o Option) applyQueue(c *config)  { o(c) }
+func (o Option) applyWorker(c *config) { o(c) }
+
+// QueueOption configures a QueueLock: an Option, TTL or OnConflict.
+type QueueOption interface{ applyQueue(*config) }
+
+// WorkerOption configures a WorkerLock: an Option, Lease or Backoff.
+type WorkerOption interface{ applyWorker(*config) }
+
+type queueOnly func(*config)
+
+func (f queueOnly) applyQueue(c *config) { f(c) }
+
+type workerOnly func(*config)
+
+func (f workerOnly) applyWorker(c *config) { f(c) }
 
 type config struct {
 	namespace string
@@ -70,10 +88,10 @@ func Classes(names ...string) Option {
 // TTL sets how long the lock is kept after the job is due; a scheduled push adds its
 // delay (sidekiq.PushDelay). It bounds how long a job lost from its queue blocks
 // identical pushes. Default: DefaultTTL.
-func TTL(d time.Duration) Option { return func(c *config) { c.ttl = d } }
+func TTL(d time.Duration) QueueOption { return queueOnly(func(c *config) { c.ttl = d }) }
 
 // OnConflict sets the conflict policy. Default: Drop.
-func OnConflict(p Conflict) Option { return func(c *config) { c.conflict = p } }
+func OnConflict(p Conflict) QueueOption { return queueOnly(func(c *config) { c.conflict = p }) }
 
 // RedisNamespace must equal the Namespace of the sidekiq.ClientConfig and sidekiq.Config
 // the lock is installed in (redis-namespace): the run side releases "<ns>:<key>" as the
@@ -101,25 +119,37 @@ const (
 // Lease sets how long a worker lock lives without renewal: the holder renews it every
 // third of the lease while its handler runs, and a crashed holder's lock is free at most
 // one lease after its last renewal. Default: DefaultLease.
-func Lease(d time.Duration) Option { return func(c *config) { c.lease = d } }
+func Lease(d time.Duration) WorkerOption { return workerOnly(func(c *config) { c.lease = d }) }
 
 // Backoff sets how long a job that found its worker lock held waits before its next
 // attempt: base·2^(n-1) after its n-th consecutive contention, at most maxDelay, of which
 // a random part up to half is taken off (jitter), so waiting jobs spread out. Defaults:
 // DefaultBackoffBase and DefaultBackoffCap.
-func Backoff(base, maxDelay time.Duration) Option {
-	return func(c *config) { c.backoffBase, c.backoffCap = base, maxDelay }
+func Backoff(base, maxDelay time.Duration) WorkerOption {
+	return workerOnly(func(c *config) { c.backoffBase, c.backoffCap = base, maxDelay })
 }
 
 // Logger sets the logger for events that do not fail a job: a worker lock lease lost while
 // its handler runs, a lock that could not be released or kept. Default: no logging.
 func Logger(l *zap.Logger) Option { return func(c *config) { c.logger = l } }
 
-func newConfig(opts []Option) config {
+func newQueueConfig(opts []QueueOption) config {
 	c := config{ttl: DefaultTTL}
 	for _, o := range opts {
-		o(&c)
+		o.applyQueue(&c)
 	}
+	return c.withDefaults()
+}
+
+func newWorkerConfig(opts []WorkerOption) config {
+	c := config{ttl: DefaultTTL}
+	for _, o := range opts {
+		o.applyWorker(&c)
+	}
+	return c.withDefaults()
+}
+
+func (c config) withDefaults() config {
 	if c.ttl <= 0 {
 		c.ttl = DefaultTTL
 	}

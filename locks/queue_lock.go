@@ -54,23 +54,23 @@ const lockOpTimeout = 5 * time.Second
 // lock cannot read.
 var ErrActiveJob = errors.New("locks: ActiveJob payloads cannot take a queue lock")
 
-// ErrLocked is matched by *LockedError.
-var ErrLocked = errors.New("locks: queue lock held")
+// ErrQueueLocked is matched by *QueueLockedError.
+var ErrQueueLocked = errors.New("locks: queue lock held")
 
-// LockedError is the push error of the Error conflict policy.
-type LockedError struct {
+// QueueLockedError is the push error of the Error conflict policy.
+type QueueLockedError struct {
 	// Key is the queue lock key, without Redis namespace.
 	Key string
 	// Holder is the jid of the job holding it.
 	Holder string
 }
 
-func (e *LockedError) Error() string {
+func (e *QueueLockedError) Error() string {
 	return fmt.Sprintf("locks: queue lock %s held by job %s", e.Key, e.Holder)
 }
 
-// Is matches ErrLocked (and not sidekiq.ErrPushStopped).
-func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+// Is matches ErrQueueLocked (and not sidekiq.ErrPushStopped).
+func (e *QueueLockedError) Is(target error) bool { return target == ErrQueueLocked }
 
 // Queue is a unique queue lock: install the same value with Client.Use (the push side takes
 // the lock) and Server.Use (the run side releases it when the job starts). Make it with
@@ -84,8 +84,8 @@ type Queue struct {
 
 // QueueLock returns a queue lock whose run side releases locks through rdb (the Redis the
 // Server works). See the package documentation for the semantics and the key.
-func QueueLock(rdb redis.UniversalClient, opts ...Option) *Queue {
-	return &Queue{rdb: rdb, cfg: newConfig(opts)}
+func QueueLock(rdb redis.UniversalClient, opts ...QueueOption) *Queue {
+	return &Queue{rdb: rdb, cfg: newQueueConfig(opts)}
 }
 
 func (q *Queue) applies(job *sidekiq.Job) bool {
@@ -131,9 +131,9 @@ func (q *Queue) InterceptPush(ctx context.Context, job *sidekiq.Job, next func(c
 		Replace:   q.cfg.conflict == Replace,
 	}
 	err = next(sidekiq.WithPushGuards(ctx, guard))
-	var held *sidekiq.GuardHeldError
+	var held *sidekiq.PushStoppedError
 	if q.cfg.conflict == Error && errors.As(err, &held) && held.Key == key {
-		return &LockedError{Key: key, Holder: held.Holder}
+		return &QueueLockedError{Key: key, Holder: held.JID}
 	}
 	return err
 }

@@ -19,7 +19,7 @@ func lockKey(t *testing.T, class, in string) string {
 	return locks.Key(class, inputsOf(t, in), nil)
 }
 
-func newClient(rdb redis.UniversalClient, ns string, opts ...locks.Option) *sidekiq.Client {
+func newClient(rdb redis.UniversalClient, ns string, opts ...locks.QueueOption) *sidekiq.Client {
 	c := sidekiq.NewClient(rdb, &sidekiq.ClientConfig{Namespace: ns})
 	c.Use(locks.QueueLock(rdb, append(opts, locks.RedisNamespace(ns))...))
 	return c
@@ -48,8 +48,8 @@ func TestQueueLockPush(t *testing.T) {
 			}
 			for i := 0; i < 2; i++ {
 				jid, err := c.Push(ctx, "Report", []any{map[string]any{"locale": "fr", "user_id": 7}})
-				var held *sidekiq.GuardHeldError
-				if !errors.Is(err, sidekiq.ErrPushStopped) || !errors.As(err, &held) || jid != first || held.Holder != first {
+				var held *sidekiq.PushStoppedError
+				if !errors.Is(err, sidekiq.ErrPushStopped) || !errors.As(err, &held) || jid != first || held.JID != first {
 					t.Fatalf("duplicate push %d: jid %q err %v; want holder %q and ErrPushStopped", i, jid, err, first)
 				}
 			}
@@ -127,9 +127,9 @@ func TestQueueLockPush(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = c.Push(ctx, "Report", user7)
-			var locked *locks.LockedError
-			if !errors.Is(err, locks.ErrLocked) || errors.Is(err, sidekiq.ErrPushStopped) || !errors.As(err, &locked) || locked.Holder != first {
-				t.Fatalf("duplicate push: err %v; want a LockedError held by %s, not ErrPushStopped", err, first)
+			var locked *locks.QueueLockedError
+			if !errors.Is(err, locks.ErrQueueLocked) || errors.Is(err, sidekiq.ErrPushStopped) || !errors.As(err, &locked) || locked.Holder != first {
+				t.Fatalf("duplicate push: err %v; want a QueueLockedError held by %s, not ErrPushStopped", err, first)
 			}
 			if n := len(enqueued(t, rdb, "q6")); n != 1 {
 				t.Fatalf("queue holds %d jobs, want 1", n)

@@ -19,28 +19,28 @@ import (
 // worker lock held. It drives the backoff and is removed when the job gets the lock.
 const WaitsKey = "ferry_lock_waits"
 
-// ErrLockHeld is matched by the cause of the sidekiq.RetryIn a worker lock returns when
-// another job holds the lock (a *HeldError).
-var ErrLockHeld = errors.New("locks: worker lock held")
+// ErrWorkerLockHeld is matched by the cause of the sidekiq.RetryIn a worker lock returns when
+// another job holds the lock (a *WorkerLockHeldError).
+var ErrWorkerLockHeld = errors.New("locks: worker lock held")
 
 // ErrLeaseLost is the cause (context.Cause) of a handler's cancelled context when its
 // worker lock lease was lost while it ran, and is matched by the job's error then.
 var ErrLeaseLost = errors.New("locks: worker lock lease lost")
 
-// HeldError says which job held the worker lock a job wanted.
-type HeldError struct {
+// WorkerLockHeldError says which job held the worker lock a job wanted.
+type WorkerLockHeldError struct {
 	// Key is the worker lock key, with Redis namespace.
 	Key string
 	// Holder is the jid of the job holding it.
 	Holder string
 }
 
-func (e *HeldError) Error() string {
+func (e *WorkerLockHeldError) Error() string {
 	return fmt.Sprintf("locks: worker lock %s held by job %s", e.Key, e.Holder)
 }
 
-// Is matches ErrLockHeld.
-func (e *HeldError) Is(target error) bool { return target == ErrLockHeld }
+// Is matches ErrWorkerLockHeld.
+func (e *WorkerLockHeldError) Is(target error) bool { return target == ErrWorkerLockHeld }
 
 // Worker is a worker lock: at most one job with the same lock key runs at a time, across
 // every process working the Redis. Install it with Server.Use; make it with WorkerLock.
@@ -53,8 +53,8 @@ type Worker struct {
 
 // WorkerLock returns a worker lock that takes its leases in rdb (the Redis the Server
 // works). See the package documentation for the semantics and the key.
-func WorkerLock(rdb redis.UniversalClient, opts ...Option) *Worker {
-	return &Worker{rdb: rdb, cfg: newConfig(opts)}
+func WorkerLock(rdb redis.UniversalClient, opts ...WorkerOption) *Worker {
+	return &Worker{rdb: rdb, cfg: newWorkerConfig(opts)}
 }
 
 func (w *Worker) applies(job *sidekiq.Job) bool {
@@ -175,7 +175,7 @@ func (w *Worker) contended(ctx context.Context, job *sidekiq.Job, full, holder s
 			}
 		}
 	}
-	return sidekiq.RetryIn(delay, &HeldError{Key: full, Holder: holder})
+	return sidekiq.RetryIn(delay, &WorkerLockHeldError{Key: full, Holder: holder})
 }
 
 // renew extends the lease every third of it until stop is closed; valid is when the lease

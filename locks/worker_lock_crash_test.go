@@ -129,7 +129,7 @@ func TestWorkerLockSIGKILL(t *testing.T) {
 	var contended atomic.Int64
 	countHeld := sidekiq.RunFunc(func(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) error {
 		err := next(ctx)
-		if errors.Is(err, locks.ErrLockHeld) && errors.Is(err, sidekiq.ErrRetryIn) {
+		if errors.Is(err, locks.ErrWorkerLockHeld) && errors.Is(err, sidekiq.ErrRetryIn) {
 			contended.Add(1)
 		}
 		return err

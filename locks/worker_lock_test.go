@@ -101,12 +101,12 @@ func TestWorkerLockRun(t *testing.T) {
 				ran := false
 				err := run(ctx, lock, job, func(context.Context) error { ran = true; return nil })
 				var rin *sidekiq.RetryInError
-				var held *locks.HeldError
-				if ran || !errors.As(err, &rin) || !errors.As(err, &held) || !errors.Is(err, locks.ErrLockHeld) {
-					t.Fatalf("attempt %d: ran %v, err %v; want a RetryIn caused by a HeldError", i+1, ran, err)
+				var held *locks.WorkerLockHeldError
+				if ran || !errors.As(err, &rin) || !errors.As(err, &held) || !errors.Is(err, locks.ErrWorkerLockHeld) {
+					t.Fatalf("attempt %d: ran %v, err %v; want a RetryIn caused by a WorkerLockHeldError", i+1, ran, err)
 				}
 				if held.Holder != "other" || held.Key != key {
-					t.Fatalf("HeldError %+v, want holder other on %s", held, key)
+					t.Fatalf("WorkerLockHeldError %+v, want holder other on %s", held, key)
 				}
 				if rin.Delay < want.min || rin.Delay > want.max {
 					t.Fatalf("attempt %d: delay %v, want in [%v, %v]", i+1, rin.Delay, want.min, want.max)
@@ -157,8 +157,8 @@ func TestWorkerLockRun(t *testing.T) {
 			rdb.Set(ctx, key, "j1", time.Minute)
 			lock := locks.WorkerLock(rdb, locks.Inputs("account"), locks.RedisNamespace("w5"))
 			err := run(ctx, lock, parseJob(t, payload), func(context.Context) error { return nil })
-			if !errors.Is(err, locks.ErrLockHeld) {
-				t.Fatalf("err %v, want ErrLockHeld", err)
+			if !errors.Is(err, locks.ErrWorkerLockHeld) {
+				t.Fatalf("err %v, want ErrWorkerLockHeld", err)
 			}
 		})
 		t.Run("shared namespace: two classes, one lock", func(t *testing.T) {
@@ -171,8 +171,8 @@ func TestWorkerLockRun(t *testing.T) {
 				}
 				return run(ctx, lock, other, func(context.Context) error { return nil })
 			})
-			if !errors.Is(err, locks.ErrLockHeld) {
-				t.Fatalf("the other class's job got %v, want ErrLockHeld", err)
+			if !errors.Is(err, locks.ErrWorkerLockHeld) {
+				t.Fatalf("the other class's job got %v, want ErrWorkerLockHeld", err)
 			}
 		})
 		t.Run("unkeyable jobs are discarded; other classes pass", func(t *testing.T) {
@@ -222,7 +222,7 @@ func TestWorkerLockLease(t *testing.T) {
 			for time.Now().Before(end) {
 				second := parseJob(t, `{"class":"Sync","jid":"j2","queue":"default","args":[{"account":3}]}`)
 				err := run(ctx, lock, second, func(context.Context) error { return errors.New("second holder got in") })
-				if !errors.Is(err, locks.ErrLockHeld) {
+				if !errors.Is(err, locks.ErrWorkerLockHeld) {
 					return err
 				}
 				if ttl := rdb.PTTL(ctx, key).Val(); ttl <= 0 || ttl > lease {

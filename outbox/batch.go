@@ -160,7 +160,7 @@ func (r *Relay) deliver(ctx context.Context, rows []row) *outcomes {
 	results, _ := r.client.PushJobs(ctx, pushes) // the error repeats the per-job ones
 	for i, res := range results {
 		rw := sent[i]
-		var held *sidekiq.GuardHeldError
+		var held *sidekiq.PushStoppedError
 		switch {
 		case res.Err == nil:
 			out.delivered = append(out.delivered, rw.id)

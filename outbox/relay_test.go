@@ -79,9 +79,9 @@ func TestGuardThroughPushJobContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := client.PushJob(ctx, job)
-	var held *sidekiq.GuardHeldError
-	if !errors.As(err, &held) || !errors.Is(err, sidekiq.ErrPushStopped) || held.Holder != job.JID {
-		t.Fatalf("second push: %v, want GuardHeldError held by %s", err, job.JID)
+	var held *sidekiq.PushStoppedError
+	if !errors.As(err, &held) || !errors.Is(err, sidekiq.ErrPushStopped) || held.JID != job.JID {
+		t.Fatalf("second push: %v, want PushStoppedError held by %s", err, job.JID)
 	}
 	if ttl := rr.Client.TTL(context.Background(), outbox.MarkerPrefix+job.JID).Val(); ttl <= 0 || ttl > outbox.MarkerTTL {
 		t.Fatalf("marker TTL %v", ttl)

@@ -194,7 +194,7 @@ func (s *Scheduler) push(ctx context.Context, e *entry, tick, now time.Time) {
 	}
 	guard := sidekiq.PushGuard{Key: pushedGuard(e.name, tick), TTL: guardTTL}
 	jid, err := s.client.PushJob(sidekiq.WithPushGuards(ctx, guard), job)
-	var held *sidekiq.GuardHeldError
+	var held *sidekiq.PushStoppedError
 	switch {
 	case errors.As(err, &held) && held.Key == guard.Key:
 		// Pushed already, by a scheduler that recovered this tick: it records it.

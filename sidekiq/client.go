@@ -17,25 +17,40 @@ import (
 // Nothing was written to Redis.
 var ErrPushStopped = errors.New("sidekiq: push stopped by middleware")
 
-// PushStoppedError is what a push middleware returns to stop a push and say why: for
-// example a unique lock reporting the jid of the job that already holds it. It matches
-// ErrPushStopped.
+// PushStoppedError says why a push did not happen (nothing was written) and which job, if
+// any, makes it unnecessary: a PushGuard whose key was held (Key names it, JID is the
+// holder), or a push middleware that stopped the push (a unique lock naming the job that
+// holds it). It matches ErrPushStopped, and whatever Cause matches.
 type PushStoppedError struct {
-	// JID is the job that makes this push unnecessary, when there is one.
+	// JID is the job that makes this push unnecessary, when there is one: for a held
+	// guard, the jid stored in its key.
 	JID string
+	// Key is the guard key that was held (without namespace), when a PushGuard stopped
+	// the push; empty otherwise.
+	Key string
 	// Reason says why the push was stopped.
 	Reason string
+	// Cause, when set, is a more specific error the stop stands for (for example a lock
+	// package's sentinel), reached by errors.Is and errors.As.
+	Cause error
 }
 
 func (e *PushStoppedError) Error() string {
-	if e.JID != "" {
-		return fmt.Sprintf("sidekiq: push stopped: %s (existing job %s)", e.Reason, e.JID)
+	reason := e.Reason
+	if reason == "" && e.Key != "" {
+		reason = fmt.Sprintf("guard %q held", e.Key)
 	}
-	return "sidekiq: push stopped: " + e.Reason
+	if e.JID != "" {
+		return fmt.Sprintf("sidekiq: push stopped: %s (existing job %s)", reason, e.JID)
+	}
+	return "sidekiq: push stopped: " + reason
 }
 
 // Is matches ErrPushStopped.
 func (e *PushStoppedError) Is(target error) bool { return target == ErrPushStopped }
+
+// Unwrap returns Cause.
+func (e *PushStoppedError) Unwrap() error { return e.Cause }
 
 // ClientConfig configures a Client. The zero value (or nil) means every default.
 type ClientConfig struct {
@@ -162,15 +177,9 @@ func (c *Client) pushBuilt(ctx context.Context, job *Job, runAt time.Time) (stri
 	})
 	switch {
 	case err != nil:
-		var held *GuardHeldError
-		if errors.As(err, &held) {
-			return held.Holder, err
-		}
-		if errors.Is(err, ErrPushStopped) {
-			var stop *PushStoppedError
-			if errors.As(err, &stop) {
-				return stop.JID, err
-			}
+		var stop *PushStoppedError
+		if errors.As(err, &stop) {
+			return stop.JID, err
 		}
 		return "", err
 	case !pushed:
@@ -298,7 +307,7 @@ func (c *Client) fill(job *Job, s *pushSettings) error {
 // Guarded pushes send the script by EVALSHA once this Client has run it; if Redis has lost
 // it (a restart, SCRIPT FLUSH), only those pushes are sent again by EVAL, which is safe
 // because a NOSCRIPT reply means the script did nothing.
-func (c *Client) write(ctx context.Context, jobs []*Job, runAt time.Time) (held []*GuardHeldError, err error) {
+func (c *Client) write(ctx context.Context, jobs []*Job, runAt time.Time) (held []*PushStoppedError, err error) {
 	now := c.cfg.Clock.Now()
 	var guarded map[int]*guardedCall
 	score := epochSeconds(runAt)
@@ -358,13 +367,13 @@ func (c *Client) write(ctx context.Context, jobs []*Job, runAt time.Time) (held 
 	if len(guarded) > 0 {
 		c.scriptCached.Store(true)
 	}
-	held = make([]*GuardHeldError, len(jobs))
+	held = make([]*PushStoppedError, len(jobs))
 	for i, g := range guarded {
 		err := guardResult(jobs[i], g.cmd.Val())
 		if err == nil {
 			continue
 		}
-		var h *GuardHeldError
+		var h *PushStoppedError
 		if !errors.As(err, &h) {
 			return nil, err
 		}

@@ -179,8 +179,8 @@ func TestClusterEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	want[jid] = true
-	var held *sidekiq.GuardHeldError
-	if _, err := client.Push(gctx, "Quick", []any{6}); !errors.As(err, &held) || held.Holder != jid {
+	var held *sidekiq.PushStoppedError
+	if _, err := client.Push(gctx, "Quick", []any{6}); !errors.As(err, &held) || held.JID != jid {
 		t.Fatalf("second guarded push: %v, want held by %s", err, jid)
 	}
 	res, err := client.PushJobs(ctx, []sidekiq.JobPush{

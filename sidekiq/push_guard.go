@@ -32,22 +32,6 @@ type PushGuard struct {
 	Replace bool
 }
 
-// GuardHeldError reports a push that did not happen because a PushGuard's key was held.
-// It matches ErrPushStopped.
-type GuardHeldError struct {
-	// Key is the guard key that was held, without namespace.
-	Key string
-	// Holder is the jid stored in the key.
-	Holder string
-}
-
-func (e *GuardHeldError) Error() string {
-	return fmt.Sprintf("sidekiq: push stopped: guard %q held by job %s", e.Key, e.Holder)
-}
-
-// Is matches ErrPushStopped.
-func (e *GuardHeldError) Is(target error) bool { return target == ErrPushStopped }
-
 type pushGuardsKey struct{}
 
 // WithPushGuards returns a context that makes a push conditional on guards, in addition to
@@ -121,5 +105,5 @@ func guardResult(j *Job, reply any) error {
 	if i < 1 || int(i) > len(j.guards) {
 		return fmt.Errorf("sidekiq: guarded push: unexpected reply %v", reply)
 	}
-	return &GuardHeldError{Key: j.guards[i-1].Key, Holder: holder}
+	return &PushStoppedError{Key: j.guards[i-1].Key, JID: holder}
 }

@@ -34,11 +34,11 @@ func TestPushGuard(t *testing.T) {
 				t.Fatalf("first push: %v", err)
 			}
 			holder, err := c.Push(ctx, "W", []any{1})
-			var held *sidekiq.GuardHeldError
+			var held *sidekiq.PushStoppedError
 			if !errors.As(err, &held) || !errors.Is(err, sidekiq.ErrPushStopped) {
-				t.Fatalf("second push: err = %v, want a GuardHeldError matching ErrPushStopped", err)
+				t.Fatalf("second push: err = %v, want a PushStoppedError matching ErrPushStopped", err)
 			}
-			if holder != first || held.Holder != first || held.Key != lock.Key {
+			if holder != first || held.JID != first || held.Key != lock.Key {
 				t.Fatalf("second push: holder %q, err %+v; want holder %q", holder, held, first)
 			}
 			if n := rdb.LLen(ctx, "g1:queue:default").Val(); n != 1 {

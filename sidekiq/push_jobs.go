@@ -36,8 +36,8 @@ type PushResult struct {
 	// job could not be built.
 	JID string
 	// Err is nil when the job was pushed. Otherwise it matches ErrPushStopped when push
-	// middleware stopped the push or a guard was held (a *GuardHeldError, naming the
-	// guard and its holder); it wraps a redis.Error when Redis refused the push; it
+	// middleware stopped the push or a guard was held (a *PushStoppedError; for a guard its
+	// Key and holder's JID); it wraps a redis.Error when Redis refused the push; it
 	// matches ErrNoReply when Redis did not answer; any other error comes from push
 	// middleware or a bad job.
 	Err error

@@ -56,7 +56,7 @@ func TestPushJobsOutcomes(t *testing.T) {
 		if len(res) != len(pushes) {
 			t.Fatalf("%d results for %d pushes", len(res), len(pushes))
 		}
-		var held *sidekiq.GuardHeldError
+		var held *sidekiq.PushStoppedError
 		var reply redis.Error
 		checks := []struct {
 			name string
@@ -64,7 +64,7 @@ func TestPushJobsOutcomes(t *testing.T) {
 		}{
 			{"plain pushed", res[0].Err == nil && res[0].JID == "plain"},
 			{"scheduled pushed", res[1].Err == nil},
-			{"held guard reported", errors.As(res[2].Err, &held) && held.Key == "m:held" && held.Holder == "held"},
+			{"held guard reported", errors.As(res[2].Err, &held) && held.Key == "m:held" && held.JID == "held"},
 			{"refusal is a Redis reply", errors.As(res[3].Err, &reply) && !errors.Is(res[3].Err, sidekiq.ErrNoReply)},
 			{"middleware stop", errors.Is(res[4].Err, sidekiq.ErrPushStopped)},
 			{"nil job", res[5].Err != nil && res[5].JID == ""},

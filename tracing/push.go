@@ -27,7 +27,7 @@ func (m *Middleware) InterceptPush(ctx context.Context, job *sidekiq.Job, next f
 		span.AddEvent("created_at", trace.WithTimestamp(job.CreatedAt))
 	}
 	err := next(ctx)
-	var held *sidekiq.GuardHeldError
+	var held *sidekiq.PushStoppedError
 	if err != nil && !errors.Is(err, sidekiq.ErrPushStopped) && !errors.As(err, &held) {
 		recordError(span, errorType(err), err.Error())
 	}
