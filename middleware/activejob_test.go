@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/activejob"
 	"github.com/ferryhq/ferry/middleware"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
@@ -31,20 +32,20 @@ func TestDecodeActiveJobRails61(t *testing.T) {
 	est := time.FixedZone("", -5*3600)
 	plus2 := time.FixedZone("", 2*3600)
 	want := []any{
-		int64(1), "s", middleware.Symbol("sym"),
+		int64(1), "s", activejob.Symbol("sym"),
 		map[string]any{"a": int64(1), "b": int64(2)},
 		time.Date(2024, 1, 2, 3, 4, 5, 123456000, time.UTC),
 		time.Date(2024, 1, 2, 3, 4, 5, 0, est),
-		middleware.Date{Year: 2024, Month: time.February, Day: 29},
+		activejob.Date{Year: 2024, Month: time.February, Day: 29},
 		time.Date(2024, 1, 2, 3, 4, 5, 0, plus2),
-		middleware.Duration{Seconds: 183600, Parts: []middleware.DurationPart{{Unit: "days", Amount: 2}, {Unit: "hours", Amount: 3}}},
+		activejob.Duration{Seconds: 183600, Parts: []activejob.DurationPart{{Unit: "days", Amount: 2}, {Unit: "hours", Amount: 3}}},
 		"1.25", // Rails 6.1 writes BigDecimal as a plain string
-		middleware.Module("String"),
-		middleware.GlobalID("gid://ferry/User/7"),
+		activejob.Module("String"),
+		activejob.GlobalID("gid://ferry/User/7"),
 		map[string]any{"k": []any{1.5, nil, true, json.Number("12345678901234567890")}},
-		middleware.Decimal("0.1"),
-		middleware.Range{Begin: int64(1), End: int64(5), ExcludeEnd: true},
-		middleware.Serialized{Serializer: "MoneySerializer", Fields: map[string]any{"cents": int64(100), "currency": "EUR"}},
+		activejob.Decimal("0.1"),
+		activejob.Range{Begin: int64(1), End: int64(5), ExcludeEnd: true},
+		activejob.Serialized{Serializer: "MoneySerializer", Fields: map[string]any{"cents": int64(100), "currency": "EUR"}},
 	}
 	if len(a.Args) != len(want) {
 		t.Fatalf("%d args, want %d: %#v", len(a.Args), len(want), a.Args)
@@ -72,7 +73,7 @@ func TestDecodeActiveJobRails61(t *testing.T) {
 	if e.JobClass != "MyAjJob" || e.JobID != "0f9ff7b7-a93e-4dc1-bb52-7cfa84fa7f60" || e.QueueName != "mailers" || e.Priority == nil || *e.Priority != 5 || e.Locale != "en" || e.Timezone != "" {
 		t.Errorf("envelope %+v", e)
 	}
-	if g := middleware.GlobalID("gid://ferry/User/7"); g.Model() != "User" || g.ID() != "7" || g.App() != "ferry" {
+	if g := activejob.GlobalID("gid://ferry/User/7"); g.Model() != "User" || g.ID() != "7" || g.App() != "ferry" {
 		t.Errorf("GlobalID parts: %q %q %q", g.App(), g.Model(), g.ID())
 	}
 }
@@ -102,46 +103,6 @@ func wrapperOf(sk *testutil.RubySidekiq) string {
 func isDiscard(err error) bool {
 	_, ok := err.(*sidekiq.DiscardError)
 	return ok
-}
-
-func TestEncodeAJArgumentsRoundTrip(t *testing.T) {
-	t.Parallel()
-	at := time.Date(2024, 1, 2, 3, 4, 5, 6000, time.UTC)
-	in := []any{
-		42, uint8(7), 3.0, "s", nil, true, middleware.Symbol("paid"), at,
-		middleware.Date{Year: 2024, Month: 2, Day: 29}, middleware.GlobalID("gid://ferry/User/7"),
-		middleware.Duration{Seconds: 90}, middleware.Module("String"),
-		map[string]int{"total": 3}, middleware.SymbolHash{"a": []string{"x"}},
-		middleware.Keywords{"greeting": "hi"},
-	}
-	raw, err := middleware.EncodeAJArguments(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, frag := range []string{
-		`[42,7,3.0,"s",null,true,{"_aj_serialized":"ActiveJob::Serializers::SymbolSerializer","value":"paid"}`,
-		`{"_aj_serialized":"ActiveJob::Serializers::TimeSerializer","value":"2024-01-02T03:04:05.000006000Z"}`,
-		`{"_aj_serialized":"ActiveJob::Serializers::DurationSerializer","value":90,"parts":[[{"_aj_serialized":"ActiveJob::Serializers::SymbolSerializer","value":"seconds"},90]]}`,
-		`{"total":3,"_aj_symbol_keys":[]}`, `{"a":["x"],"_aj_symbol_keys":["a"]}`,
-		`{"greeting":"hi","_aj_ruby2_keywords":["greeting"]}]`,
-	} {
-		if !strings.Contains(string(raw), frag) {
-			t.Errorf("encoding lacks %s:\n%s", frag, raw)
-		}
-	}
-	back, err := middleware.DecodeAJArguments(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if back[0] != int64(42) || back[2] != 3.0 || back[6] != middleware.Symbol("paid") || !back[7].(time.Time).Equal(at) ||
-		!reflect.DeepEqual(back[14], middleware.Keywords{"greeting": "hi"}) {
-		t.Fatalf("round trip: %#v", back)
-	}
-	for _, bad := range []any{struct{}{}, map[int]int{1: 1}, map[string]any{"_aj_globalid": 1}} {
-		if _, err := middleware.EncodeAJArguments([]any{bad}); err == nil {
-			t.Errorf("%#v must be refused", bad)
-		}
-	}
 }
 
 // Issue #5, check 2 (Ruby to Go): WelcomeEmailJob.perform_later(42, greeting: "hi") from
@@ -204,10 +165,10 @@ TypedJob.perform_later(:paid, Time.utc(2024, 1, 2, 3, 4, 5, 250000), Date.new(20
 	}
 	ty := byClass["TypedJob"]
 	want := []any{
-		middleware.Symbol("paid"), time.Date(2024, 1, 2, 3, 4, 5, 250000000, time.UTC),
-		middleware.Date{Year: 2024, Month: time.February, Day: 29}, middleware.GlobalID("gid://ferry/User/7"),
-		middleware.Duration{Seconds: 183600, Parts: []middleware.DurationPart{{Unit: "days", Amount: 2}, {Unit: "hours", Amount: 3}}},
-		middleware.Module("String"), map[string]any{"a": int64(1), "b": middleware.Symbol("x")},
+		activejob.Symbol("paid"), time.Date(2024, 1, 2, 3, 4, 5, 250000000, time.UTC),
+		activejob.Date{Year: 2024, Month: time.February, Day: 29}, activejob.GlobalID("gid://ferry/User/7"),
+		activejob.Duration{Seconds: 183600, Parts: []activejob.DurationPart{{Unit: "days", Amount: 2}, {Unit: "hours", Amount: 3}}},
+		activejob.Module("String"), map[string]any{"a": int64(1), "b": activejob.Symbol("x")},
 	}
 	if len(ty.Args) != len(want) {
 		t.Fatalf("TypedJob got %#v", ty.Args)
@@ -239,10 +200,10 @@ func testGoEnqueuedActiveJobRunsInRails(t *testing.T, sk *testutil.RubySidekiq) 
 	client := sidekiq.NewClient(db.Client, nil)
 	at := time.Date(2024, 1, 2, 3, 4, 5, 250000000, time.UTC)
 	args := []any{
-		42, 2.5, middleware.Symbol("paid"), at, middleware.Date{Year: 2024, Month: 2, Day: 29},
-		middleware.GlobalID("gid://ferry/User/7"), middleware.Duration{Seconds: 183600, Parts: []middleware.DurationPart{{Unit: "days", Amount: 2}, {Unit: "hours", Amount: 3}}},
-		middleware.Module("String"), map[string]any{"total": "19.99"}, middleware.SymbolHash{"vip": true},
-		middleware.Keywords{"greeting": "hi"},
+		42, 2.5, activejob.Symbol("paid"), at, activejob.Date{Year: 2024, Month: 2, Day: 29},
+		activejob.GlobalID("gid://ferry/User/7"), activejob.Duration{Seconds: 183600, Parts: []activejob.DurationPart{{Unit: "days", Amount: 2}, {Unit: "hours", Amount: 3}}},
+		activejob.Module("String"), map[string]any{"total": "19.99"}, activejob.SymbolHash{"vip": true},
+		activejob.Keywords{"greeting": "hi"},
 	}
 	jid, err := middleware.PushActiveJob(ctx, client, "ReceiptJob", "billing", args)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/activejob"
 	"github.com/ferryhq/ferry/middleware"
 	"github.com/ferryhq/ferry/sidekiq"
 )
@@ -133,7 +134,7 @@ func ExampleDecodeActiveJob() {
 	if err != nil {
 		panic(err)
 	}
-	user := a.Args[1].(middleware.GlobalID)
+	user := a.Args[1].(activejob.GlobalID)
 	fmt.Println(job.HandlerName(), a.Args[0], user.Model(), user.ID(), a.Args[2], a.Keywords["greeting"])
 	// Output: WelcomeEmailJob 42 User 7 vip hi
 }
@@ -145,7 +146,7 @@ func ExamplePushActiveJob() {
 	ctx := context.Background()
 	client := sidekiq.NewClient(rdb, nil)
 	_, err := middleware.PushActiveJob(ctx, client, "ReceiptJob", "billing",
-		[]any{42, middleware.Symbol("paid"), middleware.Keywords{"greeting": "hi"}})
+		[]any{42, activejob.Symbol("paid"), activejob.Keywords{"greeting": "hi"}})
 	if err != nil {
 		panic(err)
 	}
