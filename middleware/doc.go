@@ -60,8 +60,9 @@
 //
 // ActiveJob handles jobs a Rails app enqueues with perform_later: the arguments arrive
 // decoded as Rails 6.1 encodes them (keyword arguments apart, and Symbol, GlobalID,
-// time.Time, Date, Duration, Decimal, Module values typed). PushActiveJob goes the other
-// way: Go enqueues a job that a Rails process runs with its ActiveJob class.
+// time.Time, Date, Duration, Decimal, Module values typed by package activejob).
+// PushActiveJob goes the other way: Go enqueues a job that a Rails process runs with its
+// ActiveJob class.
 //
 // # Logging
 //
