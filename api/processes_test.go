@@ -10,12 +10,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/api"
-	"github.com/ferryhq/ferry/testutil"
+	"github.com/ferryhq/ferry/internal/testsuite"
 )
 
 func TestProcessesAndWorkers(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		a, _ := newAPI(rdb, "ns", 0)
 		// Sidekiq 6.4.1: info.concurrency, running jobs in :workers.
@@ -113,7 +113,7 @@ func TestProcessesAndWorkers(t *testing.T) {
 
 func TestQueueWalkAndDelete(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		a, _ := newAPI(rdb, "", 3)
 		// LPUSH: q0 is the oldest, at the tail.

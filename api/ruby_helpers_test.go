@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryhq/ferry/testutil"
+	"github.com/ferryhq/ferry/internal/testsuite"
 )
 
 // rubyState is Ruby that defines job classes and fail_one(queue), which pops a job from a
@@ -54,9 +54,9 @@ OkJob.set(queue: "low").perform_async(3)
 `
 
 // peersDir is the shared Ruby peers (Sidekiq 7.3.10 and 8.1.7 sources), as every
-// developer and CI have it (testutil.PeersDir).
+// developer and CI have it (testsuite.PeersDir).
 func peersDir() string {
-	d, err := testutil.PeersDir()
+	d, err := testsuite.PeersDir()
 	if err != nil {
 		return filepath.Join("..", "..", "shared", "peers")
 	}
@@ -67,10 +67,10 @@ func peersDir() string {
 // against redisURL and returns its stdout.
 func rubyPeer(t *testing.T, version, redisURL, script string) string {
 	t.Helper()
-	testutil.RequireRuby(t)
+	testsuite.RequireRuby(t)
 	with := filepath.Join(peersDir(), "ruby-with")
 	if _, err := os.Stat(with); err != nil {
-		testutil.Unavailable(t, "Ruby peers not found at %s: %v", peersDir(), err)
+		testsuite.Unavailable(t, "Ruby peers not found at %s: %v", peersDir(), err)
 	}
 	prelude := `
 $stdout.sync = true

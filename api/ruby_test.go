@@ -13,7 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/api"
-	"github.com/ferryhq/ferry/testutil"
+	"github.com/ferryhq/ferry/internal/testsuite"
 )
 
 // sidekiqVersions are the Ruby Sidekiq versions the interop tests run: Debian's 6.4.1 and
@@ -28,8 +28,8 @@ func makeState(t *testing.T, version, url string) {
 func runRuby(t *testing.T, version, url, script string) string {
 	t.Helper()
 	if version == "sidekiq6" {
-		testutil.RequireRuby(t)
-		return testutil.Ruby(t, url, script)
+		testsuite.RequireRuby(t)
+		return testsuite.Ruby(t, url, script)
 	}
 	return rubyPeer(t, version, url, script)
 }
@@ -73,7 +73,7 @@ func TestReadsWhatRubyReads(t *testing.T) {
 	for _, version := range sidekiqVersions {
 		t.Run(version, func(t *testing.T) {
 			t.Parallel()
-			db := testutil.RealRedis(t)
+			db := testsuite.RealRedis(t)
 			ctx := context.Background()
 			makeState(t, version, db.URL)
 			var rv rubyViewJSON
@@ -183,7 +183,7 @@ func TestRetryMatchesRuby(t *testing.T) {
 	for _, version := range sidekiqVersions {
 		t.Run(version, func(t *testing.T) {
 			t.Parallel()
-			rubyDB, goDB := testutil.RealRedis(t), testutil.RealRedis(t)
+			rubyDB, goDB := testsuite.RealRedis(t), testsuite.RealRedis(t)
 			ctx := context.Background()
 			makeState(t, version, rubyDB.URL)
 			copyState(t, rubyDB.Client, goDB.Client)
@@ -224,7 +224,7 @@ func TestKillMatchesRuby(t *testing.T) {
 	for _, version := range sidekiqVersions {
 		t.Run(version, func(t *testing.T) {
 			t.Parallel()
-			rubyDB, goDB := testutil.RealRedis(t), testutil.RealRedis(t)
+			rubyDB, goDB := testsuite.RealRedis(t), testsuite.RealRedis(t)
 			ctx := context.Background()
 			makeState(t, version, rubyDB.URL)
 			copyState(t, rubyDB.Client, goDB.Client)
@@ -253,17 +253,17 @@ func TestKillMatchesRuby(t *testing.T) {
 // API with Namespace reads and retries them, and Ruby (namespaced) sees the result.
 func TestNamespaceWithRuby(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
-	db := testutil.RealRedis(t)
+	testsuite.RequireRuby(t)
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	ns := `
 require "redis/namespace"
 Sidekiq.configure_client { |c| c.redis = { url: ENV.fetch("REDIS_URL"), namespace: "app" } }
 `
-	if _, err := testutil.RunRuby(db.URL, ns+`print 1`); err != nil {
-		testutil.Unavailable(t, "redis-namespace not loadable (apt-get install ruby-redis-namespace): %v", err)
+	if _, err := testsuite.RunRuby(db.URL, ns+`print 1`); err != nil {
+		testsuite.Unavailable(t, "redis-namespace not loadable (apt-get install ruby-redis-namespace): %v", err)
 	}
-	testutil.Ruby(t, db.URL, ns+rubyState+rubyMakeState)
+	testsuite.Ruby(t, db.URL, ns+rubyState+rubyMakeState)
 	if n := db.Client.ZCard(ctx, "app:retry").Val(); n != 4 {
 		t.Fatalf("app:retry has %d entries; Ruby did not write namespaced keys", n)
 	}
@@ -278,7 +278,7 @@ Sidekiq.configure_client { |c| c.redis = { url: ENV.fetch("REDIS_URL"), namespac
 	if res.Done != 4 {
 		t.Fatalf("retry %+v", res)
 	}
-	got := testutil.Ruby(t, db.URL, ns+`print [Sidekiq::RetrySet.new.size, Sidekiq::Queue.new("default").size].inspect`)
+	got := testsuite.Ruby(t, db.URL, ns+`print [Sidekiq::RetrySet.new.size, Sidekiq::Queue.new("default").size].inspect`)
 	if strings.TrimSpace(got) != "[0, 6]" {
 		t.Fatalf("namespaced Ruby sees %s, want [0, 6]", got)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/api"
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/testutil"
 )
 
@@ -38,7 +39,7 @@ func fillRetries(t *testing.T, rdb redis.UniversalClient, key string, n int) map
 
 func TestEachPagesThroughTiesInOrder(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		a, _ := newAPI(rdb, "", 3) // pages of 3 cut every run of 5 equal scores
 		fillRetries(t, rdb, "retry", 23)
@@ -68,7 +69,7 @@ func TestEachPagesThroughTiesInOrder(t *testing.T) {
 
 func TestDeadListsNewestFirst(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		a, _ := newAPI(rdb, "", 2)
 		for i := 0; i < 7; i++ {
@@ -133,7 +134,7 @@ func TestFilter(t *testing.T) {
 
 func TestRetryMovesToQueueAsRubyDoes(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		a, _ := newAPI(rdb, "ns", 2)
 		big := "12345678901234567890123"
@@ -204,7 +205,7 @@ func TestRetryMovesToQueueAsRubyDoes(t *testing.T) {
 
 func TestRetrySkipsInvalidPayloads(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		a, _ := newAPI(rdb, "", 0)
 		zadd(t, rdb, "dead", 1, `{"broken`)
@@ -229,7 +230,7 @@ func TestRetrySkipsInvalidPayloads(t *testing.T) {
 
 func TestKillTrimsTheDeadSet(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		clk := testutil.NewFakeClock(t0)
 		a := api.New(rdb, &api.Config{Clock: clk, DeadMaxJobs: 5, DeadTimeout: 24 * time.Hour, PageSize: 2})
@@ -271,7 +272,7 @@ func TestKillTrimsTheDeadSet(t *testing.T) {
 
 func TestApplyWithFilterLeavesTheRest(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		a, _ := newAPI(rdb, "", 3)
 		members := fillRetries(t, rdb, "retry", 41)
@@ -306,7 +307,7 @@ func TestApplyWithFilterLeavesTheRest(t *testing.T) {
 // action pages through it must not make it skip any other entry.
 func TestApplyKeepsUpWithAPoller(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		a, _ := newAPI(rdb, "", 4)
 		fillRetries(t, rdb, "retry", 40)

@@ -9,13 +9,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/api"
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/testutil"
 )
 
 func TestStats(t *testing.T) {
 	t.Parallel()
 	for _, ns := range []string{"", "ns"} {
-		testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 			ctx := context.Background()
 			p := ""
 			if ns != "" {
@@ -110,7 +111,7 @@ func TestStatsRoundTrips(t *testing.T) {
 
 func TestHistory(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		a, _ := newAPI(rdb, "", 0)
 		mustNoErr(t, rdb.Set(ctx, "stat:processed:2026-03-04", "10", 0).Err())
@@ -133,7 +134,7 @@ type rawNum string
 
 func (r rawNum) MarshalJSON() ([]byte, error) { return []byte(r), nil }
 
-// callCounter counts round trips like testutil.RoundTrips, leaving out the handshake of
+// callCounter counts round trips like testsuite.RoundTrips, leaving out the handshake of
 // new connections (HELLO, CLIENT SETINFO), which go-redis sends when the pool dials.
 type callCounter struct{ n atomic.Int64 }
 

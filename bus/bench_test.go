@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/bus"
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -23,7 +24,7 @@ import (
 //	go test ./bus -run '^$' -bench BenchmarkDrive -benchtime 5000x
 func BenchmarkDrive(b *testing.B) {
 	b.Run("ferry", func(b *testing.B) {
-		benchDrive(b, func(b *testing.B, db *testutil.RealRedisDB) {
+		benchDrive(b, func(b *testing.B, db *testsuite.RealRedisDB) {
 			srv := sidekiq.NewServer(db.Client, &sidekiq.Config{Queues: []string{bus.IncomingQueue}, Concurrency: 10})
 			if _, err := bus.Attach(srv); err != nil {
 				b.Fatal(err)
@@ -40,7 +41,7 @@ func BenchmarkDrive(b *testing.B) {
 	})
 	for _, v := range rubyBuses {
 		b.Run("ruby-sidekiq-"+v.Sidekiq, func(b *testing.B) {
-			benchDrive(b, func(b *testing.B, db *testutil.RealRedisDB) {
+			benchDrive(b, func(b *testing.B, db *testsuite.RealRedisDB) {
 				startRubySidekiqC(b, v, db.URL, "", 10, bus.IncomingQueue)
 				testutil.Eventually(b, 60*time.Second, "the Ruby process to start", func() bool {
 					n, err := db.Client.SCard(context.Background(), "processes").Result()
@@ -53,7 +54,7 @@ func BenchmarkDrive(b *testing.B) {
 
 var benchQueues = []string{"queue:app1_default", "queue:app2_default", "queue:app3_default"}
 
-func benchDrive(b *testing.B, startDriver func(*testing.B, *testutil.RealRedisDB)) {
+func benchDrive(b *testing.B, startDriver func(*testing.B, *testsuite.RealRedisDB)) {
 	db := realRedis(b)
 	ctx := context.Background()
 	for i := 1; i <= 3; i++ {

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/bus"
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -110,7 +111,7 @@ func TestDriverSIGKILL(t *testing.T) {
 	raw, _ := json.Marshal(busCrashSpec{URL: db.URL, ProcessTTL: processTTL, FreezeAt: 40})
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBusDriver$", "-test.count=1", "-test.timeout=2m")
 	cmd.Env = append(os.Environ(), busCrashEnv+"="+string(raw))
-	out := &testutil.SyncBuffer{}
+	out := &testsuite.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -7,16 +7,15 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"go.uber.org/zap"
-
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // TestDirectoryReadsAgree: the Lua read and the pipelined read (Redis Cluster) see the same
 // applications and subscriptions, the hostile and broken entries included.
 func TestDirectoryReadsAgree(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	sub := func(key, queue string) string {
 		return fmt.Sprintf(`{"queue_name":%q,"key":%q,"class":"::QueueBus::Rider","matcher":{"bus_event_type":%q}}`, queue, key, key)

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/bus"
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -192,13 +193,13 @@ func num(t *testing.T, v any) int64 {
 	return i
 }
 
-// realRedis claims a real Redis database (testutil.RealRedis) and returns it with a client
+// realRedis claims a real Redis database (testsuite.RealRedis) and returns it with a client
 // of generous timeouts. The tests count deliveries exactly, and on a loaded machine a call
 // that timed out after Redis ran it would be retried by the server: a second delivery
 // the bus allows (at least once) but the count would not.
-func realRedis(tb testing.TB) *testutil.RealRedisDB {
+func realRedis(tb testing.TB) *testsuite.RealRedisDB {
 	tb.Helper()
-	db := testutil.RealRedis(tb)
+	db := testsuite.RealRedis(tb)
 	opts, err := redis.ParseURL(db.URL)
 	if err != nil {
 		tb.Fatal(err)

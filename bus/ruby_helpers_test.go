@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryhq/ferry/testutil"
+	"github.com/ferryhq/ferry/internal/testsuite"
 )
 
 // The Ruby side of the interop tests: Debian's ruby with queue-bus 0.13.3 and sidekiq-bus
@@ -73,13 +73,13 @@ end
 
 var peersCheck sync.Map // version name -> error
 
-// peersDir returns the peers folder (testutil.PeersDir: ../shared/peers beside the
+// peersDir returns the peers folder (testsuite.PeersDir: ../shared/peers beside the
 // module root, or FERRY_PEERS).
 func peersDir(t testing.TB) string {
 	t.Helper()
-	d, err := testutil.PeersDir()
+	d, err := testsuite.PeersDir()
 	if err != nil {
-		testutil.Unavailable(t, "Ruby peers: %v", err)
+		testsuite.Unavailable(t, "Ruby peers: %v", err)
 	}
 	return d
 }
@@ -93,7 +93,7 @@ func requireRubyBus(t testing.TB, v rubyBus) string {
 		errAny, _ = peersCheck.LoadOrStore(v.Name, checkRubyBus(rw, v))
 	}
 	if err, _ := errAny.(error); err != nil {
-		testutil.Unavailable(t, "%v", err)
+		testsuite.Unavailable(t, "%v", err)
 	}
 	return rw
 }
@@ -142,7 +142,7 @@ func runRuby(t testing.TB, v rubyBus, url, script string) string {
 // rubySidekiq is a running Sidekiq server process of one Ruby bus version.
 type rubySidekiq struct {
 	cmd  *exec.Cmd
-	out  *testutil.SyncBuffer
+	out  *testsuite.SyncBuffer
 	done chan struct{}
 }
 
@@ -159,7 +159,7 @@ func startRubySidekiqC(t testing.TB, v rubyBus, url, appRuby string, concurrency
 	rw := requireRubyBus(t, v)
 	binOut, err := exec.Command(rw, "--bin", v.Name).Output()
 	if err != nil {
-		testutil.Unavailable(t, "no sidekiq binary for %s: %v", v.Name, err)
+		testsuite.Unavailable(t, "no sidekiq binary for %s: %v", v.Name, err)
 	}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "app.rb")
@@ -173,7 +173,7 @@ func startRubySidekiqC(t testing.TB, v rubyBus, url, appRuby string, concurrency
 	cmd := exec.Command(rw, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "REDIS_URL="+url)
-	p := &rubySidekiq{cmd: cmd, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
+	p := &rubySidekiq{cmd: cmd, out: &testsuite.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

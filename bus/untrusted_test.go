@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryhq/ferry/bus"
 	"github.com/ferryhq/ferry/internal/logcap"
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -21,7 +22,7 @@ import (
 // An event's attributes come from any publisher. These tests publish hostile ones.
 
 // victimApp is a Go app with a harmless subscription and a dangerous one, in two queues.
-func victimApp(t *testing.T, db *testutil.RealRedisDB, rec *recorder) *bus.App {
+func victimApp(t *testing.T, db *testsuite.RealRedisDB, rec *recorder) *bus.App {
 	t.Helper()
 	app := bus.NewApp(db.Client, "goapp", nil)
 	app.Subscribe("harmless", rec.handler())

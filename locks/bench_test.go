@@ -6,22 +6,22 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/locks"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // pushClients returns a plain Client and one with a queue lock, both counting round trips.
-func pushClients(tb testing.TB) (plain, locked *sidekiq.Client, plainRT, lockedRT *testutil.RoundTrips, rdb *redis.Client) {
+func pushClients(tb testing.TB) (plain, locked *sidekiq.Client, plainRT, lockedRT *testsuite.RoundTrips, rdb *redis.Client) {
 	tb.Helper()
-	db := testutil.RealRedis(tb)
+	db := testsuite.RealRedis(tb)
 	opts, err := redis.ParseURL(db.URL)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	mk := func() (*redis.Client, *testutil.RoundTrips) {
+	mk := func() (*redis.Client, *testsuite.RoundTrips) {
 		c := redis.NewClient(opts)
-		rt := &testutil.RoundTrips{}
+		rt := &testsuite.RoundTrips{}
 		c.AddHook(rt)
 		tb.Cleanup(func() { _ = c.Close() })
 		return c, rt

@@ -7,12 +7,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // backends runs f against the embedded Redis and the real one.
-var backends = testutil.Backends
+var backends = testsuite.Backends
 
 // runServer starts a server with the lock installed and stops it when the test ends.
 func runServer(t *testing.T, rdb redis.UniversalClient, ns string, lock sidekiq.Middleware, class string, h sidekiq.HandlerFunc) {

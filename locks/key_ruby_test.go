@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/locks"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
@@ -24,12 +25,12 @@ puts "ferry:lock:queue:" + Digest::SHA256.hexdigest(s)
 
 func TestKeySameInRubyAndGo(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testKeySameInRubyAndGo)
+	testsuite.ForEachSidekiq(t, testKeySameInRubyAndGo)
 }
 
-func testKeySameInRubyAndGo(t *testing.T, sk *testutil.RubySidekiq) {
+func testKeySameInRubyAndGo(t *testing.T, sk *testsuite.RubySidekiq) {
 	ctx := context.Background()
-	r := testutil.RealRedis(t)
+	r := testsuite.RealRedis(t)
 	want := strings.TrimSpace(sk.Ruby(t, r.URL, rubyKey))
 
 	rubyJobs, err := testutil.Enqueued(ctx, r.Client, "", "default")

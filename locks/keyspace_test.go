@@ -13,9 +13,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/locks"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // A payload is untrusted: no field of it may choose a Redis key outside the keyspace the
@@ -115,7 +115,7 @@ func TestUniqueJobsDigestCannotNameSidekiqKeys(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			r := testutil.RealRedis(t)
+			r := testsuite.RealRedis(t)
 			p := ""
 			if tc.ns != "" {
 				p = tc.ns + ":"
@@ -393,12 +393,12 @@ func (e endRun) InterceptRun(context.Context, *sidekiq.Job, func(context.Context
 // itself is guarded now; the forged one is pushed as a plain job.
 func TestRubyMiddlewarePayloadCannotNameKeys(t *testing.T) {
 	t.Parallel()
-	r := testutil.RealRedis(t)
+	r := testsuite.RealRedis(t)
 	ctx := context.Background()
 	seedSidekiqKeys(t, r.Client, "")
 	critical := r.Client.LRange(ctx, "queue:critical", 0, -1).Val()
 	for _, class := range []string{"Plain", "Report"} { // not locked, and locked (its key passes)
-		testutil.Ruby(t, r.URL, rubyLockSetup(t)+`
+		testsuite.Ruby(t, r.URL, rubyLockSetup(t)+`
 Sidekiq::Client.push("class" => "`+class+`", "queue" => "default", "args" => [{"user_id" => 1}],
   "ferry_queue_lock" => "queue:critical", "ferry_queue_lock_guard" => [600000, "rx"])
 `)

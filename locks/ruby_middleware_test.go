@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/locks"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
@@ -47,7 +48,7 @@ func rubyLockSetup(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return `
-require ` + testutil.RubyString(abs) + `
+require ` + testsuite.RubyString(abs) + `
 Sidekiq.configure_client do |c|
   c.client_middleware do |ch|
     ch.add FerryQueueLock, classes: {
@@ -75,7 +76,7 @@ end
 
 // rubyJIDs runs body (which must leave an Array of jids in `out`) with the release sk and
 // returns them.
-func rubyJIDs(t *testing.T, sk *testutil.RubySidekiq, url, body string) []string {
+func rubyJIDs(t *testing.T, sk *testsuite.RubySidekiq, url, body string) []string {
 	t.Helper()
 	out := sk.Ruby(t, url, rubyLockSetup(t)+"out = []\n"+body+"\nputs JSON.generate(out)\n")
 	var jids []string
@@ -210,12 +211,12 @@ end`,
 			same: [][2]int{{0, 1}},
 		},
 	}
-	testutil.ForEachSidekiq(t, func(t *testing.T, sk *testutil.RubySidekiq) {
+	testsuite.ForEachSidekiq(t, func(t *testing.T, sk *testsuite.RubySidekiq) {
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
 				ctx := context.Background()
-				r := testutil.RealRedis(t)
+				r := testsuite.RealRedis(t)
 				jids := rubyJIDs(t, sk, r.URL, tc.body)
 				jobs, err := testutil.Enqueued(ctx, r.Client, "", "default")
 				if err != nil {
@@ -264,15 +265,15 @@ end`,
 
 func TestRubyAndGoShareTheLock(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testRubyAndGoShareTheLock)
+	testsuite.ForEachSidekiq(t, testRubyAndGoShareTheLock)
 }
 
-func testRubyAndGoShareTheLock(t *testing.T, sk *testutil.RubySidekiq) {
+func testRubyAndGoShareTheLock(t *testing.T, sk *testsuite.RubySidekiq) {
 	ctx := context.Background()
 	args := []any{map[string]any{"user_id": 7}}
 	t.Run("Go first, then Ruby", func(t *testing.T) {
 		t.Parallel()
-		r := testutil.RealRedis(t)
+		r := testsuite.RealRedis(t)
 		c := sidekiq.NewClient(r.Client, nil)
 		c.Use(locks.QueueLock(r.Client, locks.Inputs("user_id"), locks.Classes("Report")))
 		goJID, err := c.Push(ctx, "Report", args)
@@ -287,7 +288,7 @@ func testRubyAndGoShareTheLock(t *testing.T, sk *testutil.RubySidekiq) {
 	})
 	t.Run("Ruby first, then Go", func(t *testing.T) {
 		t.Parallel()
-		r := testutil.RealRedis(t)
+		r := testsuite.RealRedis(t)
 		jids := rubyJIDs(t, sk, r.URL, `out << Report.perform_async("user_id" => 7)`)
 		c := sidekiq.NewClient(r.Client, nil)
 		c.Use(locks.QueueLock(r.Client, locks.Inputs("user_id"), locks.Classes("Report")))
@@ -300,7 +301,7 @@ func testRubyAndGoShareTheLock(t *testing.T, sk *testutil.RubySidekiq) {
 }
 
 // assertQueued checks that queue:default holds exactly the job jid.
-func assertQueued(t *testing.T, r *testutil.RealRedisDB, jid string) {
+func assertQueued(t *testing.T, r *testsuite.RealRedisDB, jid string) {
 	t.Helper()
 	jobs, err := testutil.Enqueued(context.Background(), r.Client, "", "default")
 	if err != nil {
@@ -317,11 +318,11 @@ func assertQueued(t *testing.T, r *testutil.RealRedisDB, jid string) {
 
 func TestGoServerReleasesRubyLock(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testGoServerReleasesRubyLock)
+	testsuite.ForEachSidekiq(t, testGoServerReleasesRubyLock)
 }
 
-func testGoServerReleasesRubyLock(t *testing.T, sk *testutil.RubySidekiq) {
-	r := testutil.RealRedis(t)
+func testGoServerReleasesRubyLock(t *testing.T, sk *testsuite.RubySidekiq) {
+	r := testsuite.RealRedis(t)
 	key := lockKey(t, "Report", `{"user_id":7}`)
 	first := rubyJIDs(t, sk, r.URL, `out << Report.perform_async("user_id" => 7)`)[0]
 
@@ -344,18 +345,18 @@ func testGoServerReleasesRubyLock(t *testing.T, sk *testutil.RubySidekiq) {
 
 func TestRubyScheduledPushLock(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testRubyScheduledPushLock)
+	testsuite.ForEachSidekiq(t, testRubyScheduledPushLock)
 }
 
-func testRubyScheduledPushLock(t *testing.T, sk *testutil.RubySidekiq) {
+func testRubyScheduledPushLock(t *testing.T, sk *testsuite.RubySidekiq) {
 	ctx := context.Background()
-	r := testutil.RealRedis(t)
+	r := testsuite.RealRedis(t)
 	key := lockKey(t, "Later", `{"id":1}`)
 	// Later has a 60 s TTL; the push is due in 30 s, so the lock must outlive 60 s.
 	jids := rubyJIDs(t, sk, r.URL, `
 out << Later.perform_in(30, "id" => 1)
 out << Later.perform_async("id" => 1)
-out << Sidekiq.redis { |c| c.pttl(`+testutil.RubyString(key)+`) }.to_s`)
+out << Sidekiq.redis { |c| c.pttl(`+testsuite.RubyString(key)+`) }.to_s`)
 	jid := jids[0]
 	if jids[1] != jid {
 		t.Errorf("push during the delay returned %q, want the scheduled job %q", jids[1], jid)
@@ -388,18 +389,18 @@ out << Sidekiq.redis { |c| c.pttl(`+testutil.RubyString(key)+`) }.to_s`)
 // binary push the same locked job twice: one job is queued, holding the lock.
 func TestRubyMiddlewareInSidekiqServer(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testRubyMiddlewareInSidekiqServer)
+	testsuite.ForEachSidekiq(t, testRubyMiddlewareInSidekiqServer)
 }
 
-func testRubyMiddlewareInSidekiqServer(t *testing.T, sk *testutil.RubySidekiq) {
+func testRubyMiddlewareInSidekiqServer(t *testing.T, sk *testsuite.RubySidekiq) {
 	ctx := context.Background()
-	r := testutil.RealRedis(t)
+	r := testsuite.RealRedis(t)
 	abs, err := filepath.Abs(rubyMiddlewareFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	jobs := `
-require ` + testutil.RubyString(abs) + `
+require ` + testsuite.RubyString(abs) + `
 Sidekiq.configure_server do |c|
   c.client_middleware { |ch| ch.add FerryQueueLock, classes: {"Report" => {inputs: %w[user_id]}} }
 end
@@ -435,12 +436,12 @@ end
 // checks that Go computes the same key from the payload Ruby wrote.
 func TestRubyMiddlewareKeyMatchesGo(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testRubyMiddlewareKeyMatchesGo)
+	testsuite.ForEachSidekiq(t, testRubyMiddlewareKeyMatchesGo)
 }
 
-func testRubyMiddlewareKeyMatchesGo(t *testing.T, sk *testutil.RubySidekiq) {
+func testRubyMiddlewareKeyMatchesGo(t *testing.T, sk *testsuite.RubySidekiq) {
 	ctx := context.Background()
-	r := testutil.RealRedis(t)
+	r := testsuite.RealRedis(t)
 	jid := rubyJIDs(t, sk, r.URL, `out << Audit.perform_async("zeta" => "h\u00e9llo <a>&", "ratio" => 1.5, "tags" => ["x", 1, nil],
   "nested" => {"b" => 1, "a" => [true]}, "id" => 12345678901234, "locale" => "fr", "tz" => "UTC")`)[0]
 	jobs, err := testutil.Enqueued(ctx, r.Client, "", "default")

@@ -13,9 +13,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/locks"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // sujFixture is testdata/suj_v8_until_executed.json: a payload pushed with
@@ -227,7 +227,7 @@ func TestUniqueJobsLeavesOtherHoldersAlone(t *testing.T) {
 func TestUniqueJobsUnlockWritesWhatTheGemWrites(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r := testutil.RealRedis(t)
+	r := testsuite.RealRedis(t)
 	loadSUJ(t, r.Client, "", nil)
 	u := locks.UniqueJobs(r.Client)
 	if ok, err := u.Unlock(ctx, sujDigest, sujJID); !ok || err != nil {
@@ -274,7 +274,7 @@ func TestGoServerRunsSUJJob(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			r := testutil.RealRedis(t)
+			r := testsuite.RealRedis(t)
 			payload := loadSUJ(t, r.Client, "", tc.edit)
 			u := locks.UniqueJobs(r.Client)
 			srv := sidekiq.NewServer(r.Client, &sidekiq.Config{Concurrency: 1, FetchTimeout: 50 * time.Millisecond,
@@ -340,7 +340,7 @@ func stopServer(t *testing.T, srv *sidekiq.Server) {
 func TestSUJReaperSeesGoJob(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r := testutil.RealRedis(t)
+	r := testsuite.RealRedis(t)
 	payload := loadSUJ(t, r.Client, "", nil)
 	u := locks.UniqueJobs(r.Client)
 	srv := sidekiq.NewServer(r.Client, &sidekiq.Config{Concurrency: 1, FetchTimeout: 50 * time.Millisecond, PollInterval: 20 * time.Millisecond})
@@ -463,7 +463,7 @@ func TestUniqueJobsRuntimeLock(t *testing.T) {
 func TestUniqueJobsRuntimeLockRenewed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r := testutil.RealRedis(t)
+	r := testsuite.RealRedis(t)
 	job, err := sidekiq.ParseJob(loadSUJ(t, r.Client, "", setField("lock", "while_executing")))
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/locks"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
@@ -81,7 +82,7 @@ func TestHelperLockWorker(t *testing.T) {
 // and runs it once, to completion.
 func TestWorkerLockSIGKILL(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	const lease = 3 * time.Second
 	const processTTL = time.Second // well within the lease: recovery finds the lock still held
@@ -93,7 +94,7 @@ func TestWorkerLockSIGKILL(t *testing.T) {
 	raw, _ := json.Marshal(lockWorkerSpec{URL: db.URL, Lease: lease, ProcessTTL: processTTL})
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperLockWorker$", "-test.count=1", "-test.timeout=2m")
 	cmd.Env = append(os.Environ(), lockHelperEnv+"="+string(raw))
-	out := &testutil.SyncBuffer{}
+	out := &testsuite.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

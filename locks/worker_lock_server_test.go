@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/locks"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
@@ -186,7 +187,7 @@ func maxAttempts(base, maxDelay, elapsed time.Duration) int {
 // commands stay within a fixed number per attempt plus the server's own polling.
 func TestWorkerLockContention(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	const n = 1000
 	const base, maxDelay = 5 * time.Millisecond, time.Second

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/internal/faultproxy"
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/locks"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
@@ -208,7 +209,7 @@ func TestWorkerLockUnreachableRedisFailsJob(t *testing.T) {
 // does not free the new holder's lock.
 func TestWorkerLockLease(t *testing.T) {
 	t.Parallel()
-	rdb := testutil.RealRedis(t).Client
+	rdb := testsuite.RealRedis(t).Client
 	ctx := context.Background()
 	const lease = 150 * time.Millisecond
 	lock := locks.WorkerLock(rdb, locks.Inputs("account"), locks.Lease(lease))
@@ -274,7 +275,7 @@ func TestWorkerLockLease(t *testing.T) {
 // reachable again, leaves the second holder's lock alone.
 func TestWorkerLockStalledRenewal(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	proxy, err := faultproxy.Start(db.Addr)
 	if err != nil {

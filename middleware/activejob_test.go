@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/activejob"
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/middleware"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
@@ -93,7 +94,7 @@ func TestActiveJobHandlerDiscardsNonEnvelopes(t *testing.T) {
 }
 
 // wrapperOf is the payload class the release's ActiveJob adapter writes.
-func wrapperOf(sk *testutil.RubySidekiq) string {
+func wrapperOf(sk *testsuite.RubySidekiq) string {
 	if sk.Major() >= 8 {
 		return sidekiq.ActiveJobWrapperClass8
 	}
@@ -112,11 +113,11 @@ func isDiscard(err error) bool {
 // is the release's wrapper (JobWrapper up to 7.3, Sidekiq::ActiveJob::Wrapper on 8.x).
 func TestRailsPerformLaterReachesGo(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testRailsPerformLaterReachesGo)
+	testsuite.ForEachSidekiq(t, testRailsPerformLaterReachesGo)
 }
 
-func testRailsPerformLaterReachesGo(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testRailsPerformLaterReachesGo(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	sk.Ruby(t, db.URL, `
 require "active_support/all"
 GlobalID.app = "ferry"
@@ -135,7 +136,7 @@ class TypedJob < ActiveJob::Base
 end
 WelcomeEmailJob.perform_later(42, greeting: "hi")
 TypedJob.perform_later(:paid, Time.utc(2024, 1, 2, 3, 4, 5, 250000), Date.new(2024, 2, 29), User.new(7), 2.days + 3.hours, String, {a: 1, "b" => :x})
-`, testutil.WithActiveJob())
+`, testsuite.WithActiveJob())
 
 	got := make(chan middleware.AJArgs, 2)
 	classes := make(chan string, 2)
@@ -191,11 +192,11 @@ TypedJob.perform_later(:paid, Time.utc(2024, 1, 2, 3, 4, 5, 250000), Date.new(20
 // 8.x a payload naming Sidekiq::ActiveJob::Wrapper (8.x's own) runs as well.
 func TestGoEnqueuedActiveJobRunsInRails(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testGoEnqueuedActiveJobRunsInRails)
+	testsuite.ForEachSidekiq(t, testGoEnqueuedActiveJobRunsInRails)
 }
 
-func testGoEnqueuedActiveJobRunsInRails(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testGoEnqueuedActiveJobRunsInRails(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	client := sidekiq.NewClient(db.Client, nil)
 	at := time.Date(2024, 1, 2, 3, 4, 5, 250000000, time.UTC)
@@ -329,8 +330,8 @@ puts JSON.generate({"ruby" => read.("rb_shape"), "go" => read.("go_shape"), "res
 // Sidekiq::ActiveJob::Wrapper exists only from 7.3.
 func TestGoActiveJobPayloadShapeMatchesRelease(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, func(t *testing.T, sk *testutil.RubySidekiq) {
-		db := testutil.RealRedis(t)
+	testsuite.ForEachSidekiq(t, func(t *testing.T, sk *testsuite.RubySidekiq) {
+		db := testsuite.RealRedis(t)
 		job, err := middleware.NewActiveJob("ShapeJob", "go_shape", []any{1, "x"})
 		if err != nil {
 			t.Fatal(err)
@@ -338,7 +339,7 @@ func TestGoActiveJobPayloadShapeMatchesRelease(t *testing.T) {
 		if _, err := sidekiq.NewClient(db.Client, nil).PushJob(t.Context(), job); err != nil {
 			t.Fatal(err)
 		}
-		out := sk.Ruby(t, db.URL, rubyAJShapes, testutil.WithActiveJob())
+		out := sk.Ruby(t, db.URL, rubyAJShapes, testsuite.WithActiveJob())
 		type payload struct {
 			Top      [][2]string `json:"top"`
 			Envelope [][2]string `json:"envelope"`

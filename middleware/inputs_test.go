@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/middleware"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
@@ -199,10 +200,10 @@ func TestEnqueueEncodesOneNamedHash(t *testing.T) {
 // error, without retries.
 func TestRubyNamedInputsReachGo(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
-	db := testutil.RealRedis(t)
+	testsuite.RequireRuby(t)
+	db := testsuite.RealRedis(t)
 	rdb := db.Client
-	testutil.Ruby(t, db.URL, `
+	testsuite.Ruby(t, db.URL, `
 class HardWorker; include Sidekiq::Worker; def perform(*); end; end
 HardWorker.perform_async("name" => "bob", "count" => 5, "priority" => "high")
 HardWorker.perform_async("name" => "amy")   # enqueued by code that predates count and priority

@@ -7,9 +7,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/middleware"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // deletedUsers stands in for the source of truth.
@@ -28,7 +28,7 @@ func (in ReindexInputs) Needed(context.Context, *sidekiq.Job) (bool, error) {
 // entry, counted as processed in Sidekiq's stats and as skipped by Logging.
 func TestSkippedJobCountsAsProcessed(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	rdb := db.Client
 	ctx := context.Background()
 	deletedUsers.Store(int64(404), true)

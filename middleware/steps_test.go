@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/middleware"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
@@ -56,7 +57,7 @@ func (p *fakePayments) sendInvoice(orderID int64, c Charge) error {
 // The step record exists between the attempts and is gone after success.
 func TestPaymentStoryChargesOnce(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	rdb := db.Client
 	ctx := context.Background()
 	pay := &fakePayments{}

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/outbox"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // BenchmarkRelay measures how many committed rows per second a relay delivers into a real
@@ -22,7 +22,7 @@ func BenchmarkRelay(b *testing.B) {
 	for _, batch := range []int{100, 500, 1000} {
 		b.Run(fmt.Sprintf("relay/batch=%d", batch), func(b *testing.B) {
 			db, table := newTable(b)
-			rr := testutil.RealRedis(b)
+			rr := testsuite.RealRedis(b)
 			for done := 0; done < b.N; done += 1000 {
 				pushInTx(b, db, table, min(1000, b.N-done), true)
 			}
@@ -47,7 +47,7 @@ func BenchmarkRelay(b *testing.B) {
 		})
 	}
 	b.Run("PushBulk", func(b *testing.B) {
-		rr := testutil.RealRedis(b)
+		rr := testsuite.RealRedis(b)
 		args := make([][]any, b.N)
 		for i := range args {
 			args[i] = []any{i, "user@example.com"}
@@ -60,7 +60,7 @@ func BenchmarkRelay(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
 	b.Run("PushJobs-guarded-500", func(b *testing.B) {
-		rr := testutil.RealRedis(b)
+		rr := testsuite.RealRedis(b)
 		client := sidekiq.NewClient(rr.Client, nil)
 		pushes := make([]sidekiq.JobPush, 0, 500)
 		b.ResetTimer()
@@ -77,7 +77,7 @@ func BenchmarkRelay(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
 	b.Run("PushJob-each-guarded", func(b *testing.B) {
-		rr := testutil.RealRedis(b)
+		rr := testsuite.RealRedis(b)
 		client := sidekiq.NewClient(rr.Client, nil)
 		b.ResetTimer()
 		for i := range b.N {
@@ -104,7 +104,7 @@ func BenchmarkRelayLatency(b *testing.B) {
 	}{{"listen", true}, {"poll-200ms", false}} {
 		b.Run(tc.name, func(b *testing.B) {
 			db, table := newTable(b)
-			rr := testutil.RealRedis(b)
+			rr := testsuite.RealRedis(b)
 			relay := outbox.NewRelay(db, sidekiq.NewClient(rr.Client, nil), &outbox.RelayConfig{Table: table, DisableListen: !tc.listen})
 			if err := relay.Start(ctx); err != nil {
 				b.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/ferryhq/ferry/internal/redact"
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/outbox"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -98,7 +99,7 @@ func newTable(t testing.TB) (*sql.DB, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
-		testutil.Unavailable(t, "no PostgreSQL at %s: %v", redact.URL(postgresURL()), redact.Error(err, postgresURL()))
+		testsuite.Unavailable(t, "no PostgreSQL at %s: %v", redact.URL(postgresURL()), redact.Error(err, postgresURL()))
 		return nil, ""
 	}
 	var b [6]byte
@@ -184,7 +185,7 @@ func state(t *testing.T, db *sql.DB, table, jid string) rowState {
 }
 
 // queueCounts returns how many times each jid appears in the queue.
-func queueCounts(t testing.TB, rr *testutil.RealRedisDB, queue string) map[string]int {
+func queueCounts(t testing.TB, rr *testsuite.RealRedisDB, queue string) map[string]int {
 	t.Helper()
 	jobs, err := testutil.Enqueued(context.Background(), rr.Client, "", queue)
 	if err != nil {

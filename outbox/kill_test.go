@@ -16,9 +16,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/internal/faultproxy"
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/outbox"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // Environment of the relay child process (TestHelperRelayProcess).
@@ -72,7 +72,7 @@ func TestRelaySIGKILL(t *testing.T) {
 		maxKill = 200
 	)
 	db, table := newTable(t)
-	rr := testutil.RealRedis(t)
+	rr := testsuite.RealRedis(t)
 	var now, later []string
 	for range rounds {
 		now = append(now, pushInTx(t, db, table, perTx-delayed, true)...)

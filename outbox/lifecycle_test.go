@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/outbox"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // A started relay delivers rows committed while it runs within a few intervals, and Stop
@@ -16,7 +16,7 @@ import (
 func TestStartDeliversUntilStop(t *testing.T) {
 	t.Parallel()
 	db, table := newTable(t)
-	rr := testutil.RealRedis(t)
+	rr := testsuite.RealRedis(t)
 	relay := outbox.NewRelay(db, sidekiq.NewClient(rr.Client, nil), &outbox.RelayConfig{Table: table, Interval: 20 * time.Millisecond})
 	ctx := context.Background()
 	if err := relay.Start(ctx); err != nil {
@@ -51,7 +51,7 @@ func TestStartDeliversUntilStop(t *testing.T) {
 func TestUnreadablePayloadIsParked(t *testing.T) {
 	t.Parallel()
 	db, table := newTable(t)
-	rr := testutil.RealRedis(t)
+	rr := testsuite.RealRedis(t)
 	if _, err := db.Exec("INSERT INTO "+table+" (jid, payload) VALUES ($1, $2)", "bad1", "{not json"); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestInvalidTableNames(t *testing.T) {
 func TestListenWakesRelay(t *testing.T) {
 	t.Parallel()
 	db, table := newTable(t)
-	rr := testutil.RealRedis(t)
+	rr := testsuite.RealRedis(t)
 	if err := outbox.CreateTable(context.Background(), db, table); err != nil {
 		t.Fatalf("CreateTable on an existing table (and trigger): %v", err)
 	}

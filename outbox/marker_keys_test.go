@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/outbox"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // markerShape is every delivery marker key: the prefix and a plain jid or a hashed one.
@@ -42,7 +42,7 @@ func TestDeliveryMarkerKeyBoundedForAnyJID(t *testing.T) {
 func TestRelayOddJIDsDeliveredOnce(t *testing.T) {
 	t.Parallel()
 	db, table := newTable(t)
-	rr := testutil.RealRedis(t)
+	rr := testsuite.RealRedis(t)
 	ctx := context.Background()
 	jids := []string{"x:y", strings.Repeat("j", 4096), "{tag}"}
 	for _, jid := range jids {

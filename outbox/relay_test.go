@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/locks"
 	"github.com/ferryhq/ferry/middleware"
 	"github.com/ferryhq/ferry/outbox"
@@ -31,7 +32,7 @@ func TestCommitAndRollback(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			db, table := newTable(t)
-			rr := testutil.RealRedis(t)
+			rr := testsuite.RealRedis(t)
 			relay := outbox.NewRelay(db, sidekiq.NewClient(rr.Client, nil), &outbox.RelayConfig{Table: table})
 			jid := pushInTx(t, db, table, 1, tc.commit)[0]
 			drain(t, relay)
@@ -56,7 +57,7 @@ func TestCommitAndRollback(t *testing.T) {
 func TestScheduledRowGoesToScheduleSet(t *testing.T) {
 	t.Parallel()
 	db, table := newTable(t)
-	rr := testutil.RealRedis(t)
+	rr := testsuite.RealRedis(t)
 	relay := outbox.NewRelay(db, sidekiq.NewClient(rr.Client, nil), &outbox.RelayConfig{Table: table})
 	at := time.Now().Add(time.Hour)
 	jid := pushInTx(t, db, table, 1, true, outbox.At(at), outbox.Queue("mail"))[0]
@@ -71,7 +72,7 @@ func TestScheduledRowGoesToScheduleSet(t *testing.T) {
 // middleware: a second push of the same jid is stopped by the marker.
 func TestGuardThroughPushJobContext(t *testing.T) {
 	t.Parallel()
-	rr := testutil.RealRedis(t)
+	rr := testsuite.RealRedis(t)
 	client := sidekiq.NewClient(rr.Client, nil)
 	job := &sidekiq.Job{Class: "X", JID: sidekiq.NewJID()}
 	ctx := sidekiq.WithPushGuards(context.Background(), outbox.DeliveryGuard(job.JID))
@@ -96,7 +97,7 @@ func TestGuardThroughPushJobContext(t *testing.T) {
 func TestCrashAfterPushBeforeMark(t *testing.T) {
 	t.Parallel()
 	db, table := newTable(t)
-	rr := testutil.RealRedis(t)
+	rr := testsuite.RealRedis(t)
 	client := sidekiq.NewClient(rr.Client, nil)
 	jid := pushInTx(t, db, table, 1, true)[0]
 
@@ -126,7 +127,7 @@ func TestTwoRelaysDeliverEachJidOnce(t *testing.T) {
 	t.Parallel()
 	const rows = 2000
 	db, table := newTable(t)
-	rr := testutil.RealRedis(t)
+	rr := testsuite.RealRedis(t)
 	jids := pushInTx(t, db, table, rows, true)
 	var wg sync.WaitGroup
 	claimed := make([]int, 2)
@@ -179,7 +180,7 @@ func TestRedisDownRowsWaitThenDeliver(t *testing.T) {
 			}
 		}
 	}
-	up := testutil.RealRedis(t)
+	up := testsuite.RealRedis(t)
 	if _, err := outbox.NewRelay(db, sidekiq.NewClient(up.Client, nil), cfg).RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func TestRedisDownRowsWaitThenDeliver(t *testing.T) {
 func TestRejectedRowParkedAfterMaxAttempts(t *testing.T) {
 	t.Parallel()
 	db, table := newTable(t)
-	rdb := testutil.RealRedis(t).Client
+	rdb := testsuite.RealRedis(t).Client
 	if err := rdb.Set(context.Background(), "queue:default", "not a list", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +237,7 @@ func TestRejectedRowParkedAfterMaxAttempts(t *testing.T) {
 func TestRelayPushMiddlewareOutcomes(t *testing.T) {
 	t.Parallel()
 	db, table := newTable(t)
-	rr := testutil.RealRedis(t)
+	rr := testsuite.RealRedis(t)
 	client := sidekiq.NewClient(rr.Client, nil)
 	client.Use(sidekiq.PushFunc(func(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) error {
 		var i int
@@ -282,7 +283,7 @@ func TestRelayPushMiddlewareOutcomes(t *testing.T) {
 func TestTxGuardPointsToOutboxPush(t *testing.T) {
 	t.Parallel()
 	db, table := newTable(t)
-	rr := testutil.RealRedis(t)
+	rr := testsuite.RealRedis(t)
 	client := sidekiq.NewClient(rr.Client, nil)
 	client.Use(middleware.TxGuard(middleware.GuardError))
 	ctx := context.Background()
@@ -319,7 +320,7 @@ func TestTxGuardPointsToOutboxPush(t *testing.T) {
 func TestRelayQueueLockCollapses(t *testing.T) {
 	t.Parallel()
 	db, table := newTable(t)
-	rr := testutil.RealRedis(t)
+	rr := testsuite.RealRedis(t)
 	client := sidekiq.NewClient(rr.Client, nil)
 	client.Use(locks.QueueLock(rr.Client))
 	ctx := context.Background()

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/outbox"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // Each release of Ruby Sidekiq (6.4.1, 7.3.10, 8.1.7) reads relay-delivered jobs (queued
@@ -17,12 +17,12 @@ import (
 // writes integer milliseconds where the relay writes float seconds (both read by 8.x).
 func TestRubyReadsDeliveredJobs(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testRubyReadsDeliveredJobs)
+	testsuite.ForEachSidekiq(t, testRubyReadsDeliveredJobs)
 }
 
-func testRubyReadsDeliveredJobs(t *testing.T, sk *testutil.RubySidekiq) {
+func testRubyReadsDeliveredJobs(t *testing.T, sk *testsuite.RubySidekiq) {
 	db, table := newTable(t)
-	rr := testutil.RealRedis(t)
+	rr := testsuite.RealRedis(t)
 	now := pushInTx(t, db, table, 1, true)[0]
 	later := pushInTx(t, db, table, 1, true, outbox.In(time.Hour))[0]
 	drain(t, outbox.NewRelay(db, sidekiq.NewClient(rr.Client, nil), &outbox.RelayConfig{Table: table}))

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/periodic"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
@@ -52,14 +53,14 @@ Sidekiq::Cron::Job.prepend(Probe)
 func TestExactlyOnceWithRubyPoller(t *testing.T) {
 	t.Parallel()
 	requireSidekiqCron(t)
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	var created struct {
 		OK bool `json:"ok"`
 	}
 	rubyCron(t, db.URL, `Sidekiq::Cron::Job.create(name: "warmup", cron: "0 0 1 1 *", class: "Nothing", queue: "ruby_only")
 puts JSON.generate({"ok" => true})`, &created)
-	ruby := testutil.StartSidekiq(t, db.URL, rubyPoller, "-q", "ruby_only", "-c", "1")
+	ruby := testsuite.StartSidekiq(t, db.URL, rubyPoller, "-q", "ruby_only", "-c", "1")
 	testutil.Eventually(t, 60*time.Second, "the Ruby poller's first poll", func() bool {
 		return strings.Contains(ruby.Output(), "FERRY-PROBE warmup")
 	})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/periodic"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
@@ -141,7 +142,7 @@ func TestSIGKILLMidTick(t *testing.T) {
 	for _, block := range []string{"before", "after"} {
 		t.Run("killed "+block+" the push", func(t *testing.T) {
 			t.Parallel()
-			db := testutil.RealRedis(t)
+			db := testsuite.RealRedis(t)
 			ctx := context.Background()
 			job := "kill_" + block
 			k := startChild(t, db.URL, job, block)

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/internal/clock"
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -24,7 +25,7 @@ var base = time.Date(2026, 12, 1, 10, 0, 0, 200_000_000, time.UTC)
 // queue.
 func TestEachTickOnceWithSkewedClocks(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		skews := []time.Duration{-3 * time.Second, 0, 3 * time.Second}
 		var scheds []*Scheduler
 		var clocks []*clock.Fake
@@ -83,7 +84,7 @@ func TestEachTickOnceWithSkewedClocks(t *testing.T) {
 // next ticks only, not the ones that passed while it was disabled.
 func TestDisabledJobNeverFires(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		clk := clock.NewFake(base)
 		s := newTestScheduler(t, rdb, clk, Config{Location: time.UTC})
@@ -132,7 +133,7 @@ func TestDisabledJobNeverFires(t *testing.T) {
 // enqueues it once, however many schedulers come back, and the next tick normally.
 func TestMissedTicksSkippedOrCaughtUp(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		day1 := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)
 		for _, catchUp := range []bool{false, true} {
 			name, queue := "skip", "skip"
@@ -202,7 +203,7 @@ func TestPausedSchedulerCoversTicksWithinGrace(t *testing.T) {
 // died after pushing) is not pushed again.
 func TestInterruptedPushIsRecoveredOnce(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		for _, pushedFirst := range []bool{false, true} {
 			queue := "lost"
 			if pushedFirst {
@@ -253,7 +254,7 @@ func TestInterruptedPushIsRecoveredOnce(t *testing.T) {
 // scheduler notices at its next claim and follows the new spec.
 func TestSpecChangedInRedis(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		clk := clock.NewFake(base)
 		s := newTestScheduler(t, rdb, clk, Config{Location: time.UTC, RefreshInterval: time.Hour})

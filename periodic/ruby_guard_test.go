@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/clock"
-	"github.com/ferryhq/ferry/testutil"
+	"github.com/ferryhq/ferry/internal/testsuite"
 )
 
 // rubyClaim asks sidekiq-cron 1.8.0 to claim and enqueue FERRY_JOB's tick as its poller
@@ -34,11 +34,11 @@ puts JSON.generate({"won" => won ? true : false, "tick" => job.send(:formated_la
 // queue holds one job per tick, Ruby's without a Ferry push guard.
 func TestGuardSharedWithRuby(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
+	testsuite.RequireRuby(t)
 	if out, err := exec.Command("ruby", "-e", `require "sidekiq"; require "sidekiq-cron"`).CombinedOutput(); err != nil {
-		testutil.Unavailable(t, "ruby cannot load sidekiq-cron: %v: %s", err, out)
+		testsuite.Unavailable(t, "ruby cannot load sidekiq-cron: %v: %s", err, out)
 	}
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	clk := clock.NewFake(base) // 10:00:00.2
 	s := newTestScheduler(t, db.Client, clk, Config{Location: time.UTC})
@@ -55,7 +55,7 @@ func TestGuardSharedWithRuby(t *testing.T) {
 			Won  bool   `json:"won"`
 			Tick string `json:"tick"`
 		}
-		res := testutil.Ruby(t, db.URL, rubyClaim, testutil.WithEnv("FERRY_JOB=shared",
+		res := testsuite.Ruby(t, db.URL, rubyClaim, testsuite.WithEnv("FERRY_JOB=shared",
 			fmt.Sprintf("FERRY_AT=%.3f", epoch(at)), "FERRY_FORGET="+f))
 		if err := json.Unmarshal([]byte(res), &out); err != nil {
 			t.Fatalf("ruby printed %q", res)

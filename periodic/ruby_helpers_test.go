@@ -10,9 +10,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/periodic"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 var cronCheck struct {
@@ -25,12 +25,12 @@ var cronCheck struct {
 // sidekiq-cron (Debian's ruby-sidekiq-cron, installed by scripts/setup.sh).
 func requireSidekiqCron(t testing.TB) {
 	t.Helper()
-	testutil.RequireRuby(t)
+	testsuite.RequireRuby(t)
 	cronCheck.once.Do(func() {
 		cronCheck.out, cronCheck.err = exec.Command("ruby", "-e", `require "sidekiq"; require "sidekiq-cron"; require "sidekiq/cron/version"; print Sidekiq::Cron::VERSION`).CombinedOutput()
 	})
 	if cronCheck.err != nil {
-		testutil.Unavailable(t, "ruby cannot load sidekiq-cron (apt-get install ruby-sidekiq-cron): %v: %s", cronCheck.err, cronCheck.out)
+		testsuite.Unavailable(t, "ruby cannot load sidekiq-cron (apt-get install ruby-sidekiq-cron): %v: %s", cronCheck.err, cronCheck.out)
 	}
 }
 
@@ -38,7 +38,7 @@ func requireSidekiqCron(t testing.TB) {
 // JSON it prints into out.
 func rubyCron(t testing.TB, url, script string, out any) {
 	t.Helper()
-	res := testutil.Ruby(t, url, `require "sidekiq-cron"`+"\n"+script)
+	res := testsuite.Ruby(t, url, `require "sidekiq-cron"`+"\n"+script)
 	if err := json.Unmarshal([]byte(res), out); err != nil {
 		t.Fatalf("ruby printed %q: %v", res, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/middleware"
 	"github.com/ferryhq/ferry/periodic"
 	"github.com/ferryhq/ferry/sidekiq"
@@ -73,8 +74,8 @@ type rubyView struct {
 func viewFromRuby(t *testing.T, url, job, action string) rubyView {
 	t.Helper()
 	var v rubyView
-	res := testutil.Ruby(t, url, `require "sidekiq-cron"`+"\n"+rubyCronView,
-		testutil.WithEnv("FERRY_JOB="+job, "FERRY_TAB_ACTION="+action))
+	res := testsuite.Ruby(t, url, `require "sidekiq-cron"`+"\n"+rubyCronView,
+		testsuite.WithEnv("FERRY_JOB="+job, "FERRY_TAB_ACTION="+action))
 	if err := json.Unmarshal([]byte(res), &v); err != nil {
 		t.Fatalf("ruby printed %q: %v", res, err)
 	}
@@ -90,7 +91,7 @@ func viewFromRuby(t *testing.T, url, job, action string) rubyView {
 func TestFerryJobsInSidekiqCron(t *testing.T) {
 	t.Parallel()
 	requireSidekiqCron(t)
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	sched, _ := newScheduler(t, db.URL, periodic.Config{Location: time.UTC, RefreshInterval: 200 * time.Millisecond})
 	for _, j := range []periodic.Job{
@@ -186,7 +187,7 @@ func TestFerryJobsInSidekiqCron(t *testing.T) {
 func TestRubyJobRunsInGo(t *testing.T) {
 	t.Parallel()
 	requireSidekiqCron(t)
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	var out struct {
 		Errors map[string]any `json:"errors"`
 	}

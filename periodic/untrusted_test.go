@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ferryhq/ferry/internal/clock"
-	"github.com/ferryhq/ferry/testutil"
+	"github.com/ferryhq/ferry/internal/testsuite"
 )
 
 // TestHostileCronJobs: cron jobs written into Redis by anyone, malformed in every way we
@@ -22,7 +22,7 @@ import (
 // beside them still runs on every tick.
 func TestHostileCronJobs(t *testing.T) {
 	t.Parallel()
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		huge := strings.Repeat("x", 200<<10)
 		hostile := []map[string]string{

@@ -11,6 +11,7 @@ import (
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/promferry"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -53,7 +54,7 @@ func seedSidekiq(t *testing.T, rdb redis.UniversalClient, prefix string, now tim
 // TestStatsCollector reads what the Web UI's dashboard shows, on both backends, with and
 // without a namespace.
 func TestStatsCollector(t *testing.T) {
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		for _, ns := range []string{"", "myapp"} {
 			prefix := ""
 			if ns != "" {
@@ -110,7 +111,7 @@ func TestStatsCollectorIsCheap(t *testing.T) {
 	rdb, _ := testutil.NewEmbeddedRedis(t)
 	now := time.Now()
 	seedSidekiq(t, rdb, "", now)
-	rt := &testutil.RoundTrips{}
+	rt := &testsuite.RoundTrips{}
 	rdb.AddHook(rt)
 	clk := testutil.NewFakeClock(now)
 	c := promferry.NewStatsCollector(rdb, &promferry.StatsConfig{Clock: clk, Interval: 10 * time.Second, Timeout: slowRedis})
@@ -156,7 +157,7 @@ func TestStatsCollectorIsCheap(t *testing.T) {
 // refresh read at most MaxQueues queues and MaxProcesses processes; a configured queue is
 // always among them; ferry_sidekiq_queues still counts them all.
 func TestStatsCollectorBounds(t *testing.T) {
-	testutil.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	testsuite.Backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		p := rdb.Pipeline()
 		for i := range 500 {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // benchPayload is a job as Sidekiq 6 writes it, with a few keys Ferry keeps in Extra.
@@ -59,7 +59,7 @@ func BenchmarkEncodeArgs(b *testing.B) {
 
 // BenchmarkPush pushes one job per round trip to the real Redis.
 func BenchmarkPush(b *testing.B) {
-	rdb := testutil.RealRedis(b).Client
+	rdb := testsuite.RealRedis(b).Client
 	client := sidekiq.NewClient(rdb, nil)
 	ctx := context.Background()
 	args := []any{"bob", 5}
@@ -82,7 +82,7 @@ func BenchmarkPush(b *testing.B) {
 // the default batch size).
 func BenchmarkPushBulk(b *testing.B) {
 	const perOp = 1000
-	rdb := testutil.RealRedis(b).Client
+	rdb := testsuite.RealRedis(b).Client
 	client := sidekiq.NewClient(rdb, nil)
 	ctx := context.Background()
 	argsList := make([][]any, perOp)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -346,8 +347,8 @@ func TestPushBulkRoundTrips(t *testing.T) {
 		t.Skip("pushes 100,000 jobs")
 	}
 	t.Parallel()
-	rdb := testutil.RealRedis(t).Client
-	counter := &testutil.RoundTrips{}
+	rdb := testsuite.RealRedis(t).Client
+	counter := &testsuite.RoundTrips{}
 	rdb.AddHook(counter)
 	ctx := context.Background()
 	const n = 100_000

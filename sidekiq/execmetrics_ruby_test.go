@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // metricsEvent is one job run fed to both Sidekiq's ExecutionTracker and Ferry's recorder.
@@ -94,7 +94,7 @@ puts JSON.generate(res)
 // 8.x's 10-minute rollup, the overview table and the job page's histogram chart.
 func TestExecMetricsMatchSidekiqTracker(t *testing.T) {
 	t.Parallel()
-	for _, sk := range []*testutil.RubySidekiq{testutil.Sidekiq7, testutil.Sidekiq8} {
+	for _, sk := range []*testsuite.RubySidekiq{testsuite.Sidekiq7, testsuite.Sidekiq8} {
 		t.Run(sk.String(), func(t *testing.T) {
 			t.Parallel()
 			sk.Require(t)
@@ -103,12 +103,12 @@ func TestExecMetricsMatchSidekiqTracker(t *testing.T) {
 	}
 }
 
-func testExecMetricsMatchSidekiqTracker(t *testing.T, sk *testutil.RubySidekiq) {
+func testExecMetricsMatchSidekiqTracker(t *testing.T, sk *testsuite.RubySidekiq) {
 	ctx := context.Background()
-	rubyDB, goDB := testutil.RealRedis(t), testutil.RealRedis(t)
+	rubyDB, goDB := testsuite.RealRedis(t), testsuite.RealRedis(t)
 	now := time.Now().Truncate(time.Second)
 	events, _ := json.Marshal(metricsEvents)
-	env := testutil.WithEnv("FERRY_EVENTS="+string(events), "FERRY_NOW="+strconv.FormatInt(now.Unix(), 10))
+	env := testsuite.WithEnv("FERRY_EVENTS="+string(events), "FERRY_NOW="+strconv.FormatInt(now.Unix(), 10))
 	if out := sk.Ruby(t, rubyDB.URL, rubyTrack, env); strings.TrimSpace(out) != "flushed" {
 		t.Fatalf("Ruby's tracker printed %q", out)
 	}
@@ -251,7 +251,7 @@ type storedKey struct {
 	ttl        time.Duration
 }
 
-func dumpDB(t *testing.T, db *testutil.RealRedisDB) map[string]storedKey {
+func dumpDB(t *testing.T, db *testsuite.RealRedisDB) map[string]storedKey {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]storedKey{}

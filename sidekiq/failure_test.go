@@ -12,12 +12,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
 
 // backends runs f against the embedded Redis and the real one.
-var backends = testutil.Backends
+var backends = testsuite.Backends
 
 // t0 is a fixed instant with a fractional second, for fake clocks.
 var t0 = time.Unix(1795352598, 824373000)

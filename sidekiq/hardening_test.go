@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/faultproxy"
 	"github.com/ferryhq/ferry/internal/redisproc"
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -72,7 +73,7 @@ func runHardeningChild(t *testing.T, spec hardeningSpec) (stranded, hwmKB int64)
 	raw, _ := json.Marshal(spec)
 	cmd := exec.Command(buildMemchild(t))
 	cmd.Env = append(os.Environ(), "FERRY_MEMCHILD="+string(raw))
-	out := &testutil.SyncBuffer{}
+	out := &testsuite.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

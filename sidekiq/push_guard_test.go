@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -159,7 +160,7 @@ func TestGuardedPushAfterScriptFlush(t *testing.T) {
 		if _, err := sidekiq.NewClient(rdb, &sidekiq.ClientConfig{Namespace: "gwarm"}).Push(ctx, "W", nil); err != nil {
 			t.Fatal(err)
 		}
-		rt := &testutil.RoundTrips{}
+		rt := &testsuite.RoundTrips{}
 		rdb.AddHook(rt)
 		c := sidekiq.NewClient(rdb, &sidekiq.ClientConfig{Namespace: "gflush"})
 		c.Use(sidekiq.PushFunc(func(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) error {

@@ -8,8 +8,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // PushJobs gives each job its own outcome: one batch holds a plain push, a scheduled one,
@@ -131,7 +131,7 @@ func TestPushJobsNoReply(t *testing.T) {
 func TestPushJobsOneRoundTrip(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
-		counter := &testutil.RoundTrips{}
+		counter := &testsuite.RoundTrips{}
 		rdb.AddHook(counter)
 		c := sidekiq.NewClient(rdb, nil)
 		ctx := context.Background()

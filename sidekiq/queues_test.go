@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -138,7 +139,7 @@ func TestStrictQueuesNeverServeLowerWhileHigherHasWork(t *testing.T) {
 	t.Parallel()
 	t.Run("prefilled", func(t *testing.T) {
 		t.Parallel()
-		db := testutil.RealRedis(t)
+		db := testsuite.RealRedis(t)
 		c := sidekiq.NewClient(db.Client, nil)
 		const n = 300
 		qtPush(t, c, "low", n)
@@ -158,7 +159,7 @@ func TestStrictQueuesNeverServeLowerWhileHigherHasWork(t *testing.T) {
 	})
 	t.Run("arriving", func(t *testing.T) {
 		t.Parallel()
-		db := testutil.RealRedis(t)
+		db := testsuite.RealRedis(t)
 		c := sidekiq.NewClient(db.Client, nil)
 		qtPush(t, c, "low", 20)
 		var rec qtRecorder
@@ -191,7 +192,7 @@ func TestStrictQueuesNeverServeLowerWhileHigherHasWork(t *testing.T) {
 func TestWeightedQueuesConvergeToWeightShares(t *testing.T) {
 	t.Parallel()
 	measure := func(t *testing.T, cfg sidekiq.Config, fill map[string]int, window int) map[string]float64 {
-		db := testutil.RealRedis(t)
+		db := testsuite.RealRedis(t)
 		c := sidekiq.NewClient(db.Client, nil)
 		for q, n := range fill {
 			qtPush(t, c, q, n)
@@ -250,7 +251,7 @@ func TestWeightedQueuesConvergeToWeightShares(t *testing.T) {
 // one block.
 func TestRankedQueuesFollowTResqueOrder(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	c := sidekiq.NewClient(db.Client, nil)
 	const n = 40
 	for _, q := range []string{"default", "bus_incoming", "refresh", "mail"} {
@@ -284,7 +285,7 @@ func TestRankedQueuesFollowTResqueOrder(t *testing.T) {
 // released, every slow job runs, never more than 2 at once.
 func TestQueueLimitsCapConcurrentJobsOfAQueue(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	c := sidekiq.NewClient(db.Client, nil)
 	qtPush(t, c, "slow", 10)
 	release := make(chan struct{})

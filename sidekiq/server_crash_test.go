@@ -15,8 +15,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // Crash and shutdown tests with a worker in another OS process: the test binary re-runs
@@ -120,7 +120,7 @@ func TestHelperProcessWorker(t *testing.T) {
 // crashChild is a running helper worker process.
 type crashChild struct {
 	cmd  *exec.Cmd
-	out  *testutil.SyncBuffer
+	out  *testsuite.SyncBuffer
 	done chan struct{}
 	err  error // Wait's result, valid once done is closed
 }
@@ -135,7 +135,7 @@ func startCrashWorker(t *testing.T, spec crashWorkerSpec) *crashChild {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcessWorker$", "-test.count=1", "-test.timeout=5m")
 	cmd.Env = append(os.Environ(), crashHelperEnv+"="+string(raw))
-	c := &crashChild{cmd: cmd, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
+	c := &crashChild{cmd: cmd, out: &testsuite.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = c.out, c.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting the worker process: %v", err)
@@ -287,7 +287,7 @@ func crashWaitLen(t *testing.T, rdb redis.UniversalClient, d time.Duration, what
 // TestCrashRecovererLeavesLiveProcessAlone for that case on its own).
 func TestCrashSIGKILLRecoversEveryJob(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	const n = 2000
 	const queue = "crash"
@@ -373,7 +373,7 @@ func TestCrashSIGKILLRecoversEveryJob(t *testing.T) {
 // one done list, once, and everything is empty.
 func TestCrashSIGTERMDrainsThenFreshWorkerFinishes(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	const n = 600
 	const queue = "graceful"
@@ -457,7 +457,7 @@ func TestCrashSIGTERMDrainsThenFreshWorkerFinishes(t *testing.T) {
 // recorded "done").
 func TestCrashSIGTERMCancelsJobOutlivingShutdownTimeout(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	const queue = "timeout"
 	c := sidekiq.NewClient(db.Client, nil)
@@ -531,7 +531,7 @@ func TestCrashSIGTERMCancelsJobOutlivingShutdownTimeout(t *testing.T) {
 // logged no recovery.
 func TestCrashRecovererLeavesLiveProcessAlone(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	const queue = "live"
 	jid := crashPush(t, sidekiq.NewClient(db.Client, nil), "CrashJob", queue, 1)[0]
 	cfg := func(logger *zap.Logger) *sidekiq.Config {

@@ -9,8 +9,8 @@ import (
 
 	"go.opentelemetry.io/otel/baggage"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 	"github.com/ferryhq/ferry/tracing"
 )
 
@@ -37,9 +37,9 @@ Sidekiq.configure_client { |c| c.client_middleware { |ch| ch.prepend OtelInject 
 // span, with Ruby's baggage in the handler's context.
 func TestRubyToGo(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
-	db := testutil.RealRedis(t)
-	testutil.Ruby(t, db.URL, rubyInject+`
+	testsuite.RequireRuby(t)
+	db := testsuite.RealRedis(t)
+	testsuite.Ruby(t, db.URL, rubyInject+`
 Sidekiq::Client.push("class" => "HardWorker", "queue" => "traced", "args" => [1, "bob"])
 `)
 	raw := db.Client.LIndex(context.Background(), "queue:traced", 0).Val()
@@ -84,8 +84,8 @@ Sidekiq::Client.push("class" => "HardWorker", "queue" => "traced", "args" => [1,
 // Go's publish span.
 func TestGoToRuby(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
-	db := testutil.RealRedis(t)
+	testsuite.RequireRuby(t)
+	db := testsuite.RealRedis(t)
 	mw, exp := newTracing(t, tracing.Config{})
 	c := sidekiq.NewClient(db.Client, nil)
 	c.Use(mw)
@@ -94,7 +94,7 @@ func TestGoToRuby(t *testing.T) {
 	if _, err := c.Push(baggage.ContextWithBaggage(context.Background(), b), "RubyWorker", []any{1}, sidekiq.Queue("traced")); err != nil {
 		t.Fatal(err)
 	}
-	out := testutil.Ruby(t, db.URL, `
+	out := testsuite.Ruby(t, db.URL, `
 job = Sidekiq::Queue.new("traced").first.item
 tp = job["traceparent"]
 m = /\A(?<version>[a-f0-9]{2})-(?<trace_id>[a-f0-9]{32})-(?<span_id>[a-f0-9]{16})-(?<flags>[a-f0-9]{2})\z/.match(tp)

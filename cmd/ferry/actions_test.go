@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/testutil"
 )
 
@@ -18,7 +19,7 @@ func TestRetryAllThenRubySeesJobsQueued(t *testing.T) {
 	if strings.TrimSpace(r.stdout) != "Retried 4 entries of the retry set onto their queues." {
 		t.Fatalf("stdout %q", r.stdout)
 	}
-	out := testutil.Ruby(t, db.URL, `
+	out := testsuite.Ruby(t, db.URL, `
 q = Sidekiq::Queue.new("default")
 print [Sidekiq::RetrySet.new.size, q.size, q.map(&:klass).sort.uniq, q.map { |j| j["retry_count"] }.compact].inspect`)
 	if strings.TrimSpace(out) != `[0, 6, ["FailJob", "OkJob"], [-1, -1, -1, -1]]` {
@@ -33,7 +34,7 @@ print [Sidekiq::RetrySet.new.size, q.size, q.map(&:klass).sort.uniq, q.map { |j|
 	if res.Action != "retry" || res.From != "dead" || res.Matched != 2 || res.Done != 2 || res.Gone != 0 || len(res.NotFound) != 0 {
 		t.Fatalf("retry --from dead --json = %+v", res)
 	}
-	out = testutil.Ruby(t, db.URL, `print [Sidekiq::DeadSet.new.size, Sidekiq::Queue.new("critical").size].inspect`)
+	out = testsuite.Ruby(t, db.URL, `print [Sidekiq::DeadSet.new.size, Sidekiq::Queue.new("critical").size].inspect`)
 	if strings.TrimSpace(out) != "[0, 2]" {
 		t.Fatalf("Ruby sees %s", out)
 	}
@@ -63,7 +64,7 @@ func TestBulkConfirmation(t *testing.T) {
 	r = must(t, exitOK, db.URL, runOpts{tty: true, stdin: "y\n"}, "kill", "--error", "bad input")
 	contains(t, "prompt", r.stderr, `Kill every entry of the retry set with error containing "bad input"? [y/N]`)
 	contains(t, "stdout", r.stdout, "Killed 4 entries of the retry set to the dead set.")
-	out := testutil.Ruby(t, db.URL, `print [Sidekiq::RetrySet.new.size, Sidekiq::DeadSet.new.size].inspect`)
+	out := testsuite.Ruby(t, db.URL, `print [Sidekiq::RetrySet.new.size, Sidekiq::DeadSet.new.size].inspect`)
 	if strings.TrimSpace(out) != "[0, 6]" {
 		t.Fatalf("Ruby sees %s", out)
 	}
@@ -110,7 +111,7 @@ func TestActionsByJIDAndFilter(t *testing.T) {
 	_ = json.Unmarshal([]byte(db.Client.LIndex(ctx, "queue:low", 0).Val()), &job)
 	r = must(t, exitOK, db.URL, runOpts{}, "delete", "--from", "queue:low", job.JID)
 	contains(t, "queue delete", r.stdout, "Deleted 1 entry of queue low.")
-	out := testutil.Ruby(t, db.URL, `print [Sidekiq::Queue.new("low").size, Sidekiq::ScheduledSet.new.size, Sidekiq::DeadSet.new.size, Sidekiq::RetrySet.new.size].inspect`)
+	out := testsuite.Ruby(t, db.URL, `print [Sidekiq::Queue.new("low").size, Sidekiq::ScheduledSet.new.size, Sidekiq::DeadSet.new.size, Sidekiq::RetrySet.new.size].inspect`)
 	if strings.TrimSpace(out) != "[0, 0, 3, 1]" {
 		t.Fatalf("Ruby sees %s", out)
 	}
@@ -124,7 +125,7 @@ func TestActionsByJIDAndFilter(t *testing.T) {
 	}
 }
 
-func mustZAdd(t *testing.T, db *testutil.RealRedisDB, key, member string) {
+func mustZAdd(t *testing.T, db *testsuite.RealRedisDB, key, member string) {
 	t.Helper()
 	if err := db.Client.Do(context.Background(), "ZADD", key, "1", member).Err(); err != nil {
 		t.Fatal(err)

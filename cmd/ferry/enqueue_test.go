@@ -6,17 +6,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryhq/ferry/testutil"
+	"github.com/ferryhq/ferry/internal/testsuite"
 )
 
 func TestEnqueueRubyReads(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
-	db := testutil.RealRedis(t)
+	testsuite.RequireRuby(t)
+	db := testsuite.RealRedis(t)
 	r := must(t, exitOK, db.URL, runOpts{}, "enqueue", "HardJob", `[1, "two", {"big": 12345678901234567890123}]`, "--queue", "critical", "--retry", "3")
 	contains(t, "enqueue", r.stdout, "Enqueued HardJob on queue critical: jid ")
 	jid := strings.TrimSpace(r.stdout[strings.LastIndex(r.stdout, " ")+1:])
-	out := testutil.Ruby(t, db.URL, `
+	out := testsuite.Ruby(t, db.URL, `
 j = Sidekiq::Queue.new("critical").first
 print JSON.generate([j.klass, j.jid, j.args, j["retry"], j.enqueued_at.nil?, Sidekiq::Queue.all.map(&:name)])`)
 	want := `["HardJob","` + jid + `",[1,"two",{"big":12345678901234567890123}],3,false,["critical"]]`
@@ -30,7 +30,7 @@ print JSON.generate([j.klass, j.jid, j.args, j["retry"], j.enqueued_at.nil?, Sid
 		t.Fatalf("enqueue --json: %v %s", err, r.stdout)
 	}
 	at := time.Time(*ej.At)
-	out = testutil.Ruby(t, db.URL, `
+	out = testsuite.Ruby(t, db.URL, `
 e = Sidekiq::ScheduledSet.new.first
 print JSON.generate([e.klass, e.jid, e.args, e.at.to_f])`)
 	var got []any

@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // result is what one ferry run left: its exit code and output.
@@ -105,11 +104,11 @@ puts JSON.generate(Sidekiq::RetrySet.new.map(&:jid).sort)
 // rubyDB is a real Redis database holding state Ruby Sidekiq 6.4.1 made: 4 retries
 // (FailJob), 2 dead (DieJob, queue critical), 2 scheduled, 3 queued (default 2, low 1).
 // It returns the database and the retries' jids.
-func rubyDB(t *testing.T) (*testutil.RealRedisDB, []string) {
+func rubyDB(t *testing.T) (*testsuite.RealRedisDB, []string) {
 	t.Helper()
-	testutil.RequireRuby(t)
-	db := testutil.RealRedis(t)
-	out := testutil.Ruby(t, db.URL, rubyState)
+	testsuite.RequireRuby(t)
+	db := testsuite.RealRedis(t)
+	out := testsuite.Ruby(t, db.URL, rubyState)
 	var jids []string
 	for _, f := range strings.Split(strings.Trim(strings.TrimSpace(out), "[]"), ",") {
 		jids = append(jids, strings.Trim(f, `"`))

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ferryhq/ferry/api"
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -18,11 +19,11 @@ import (
 // ps lists both, quiet and stop reach each through its signals list.
 func TestPsQuietStopRubyAndGo(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
-	db := testutil.RealRedis(t)
+	testsuite.RequireRuby(t)
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 
-	rb := testutil.StartSidekiq(t, db.URL, `class SlowJob; include Sidekiq::Worker; def perform; sleep 30; end; end`,
+	rb := testsuite.StartSidekiq(t, db.URL, `class SlowJob; include Sidekiq::Worker; def perform; sleep 30; end; end`,
 		"-q", "ruby", "-c", "2", "-g", "rubytag")
 	srv := sidekiq.NewServer(db.Client, &sidekiq.Config{
 		Concurrency: 3, Queues: []string{"go"}, HeartbeatInterval: 100 * time.Millisecond, Tag: "gotag",
@@ -127,7 +128,7 @@ func TestWatch(t *testing.T) {
 	// Ctrl-C ends the view with success.
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan int)
-	a := &app{stdin: strings.NewReader(""), stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{},
+	a := &app{stdin: strings.NewReader(""), stdout: &testsuite.SyncBuffer{}, stderr: &testsuite.SyncBuffer{},
 		getenv:        func(k string) string { return map[string]string{"REDIS_URL": url}[k] },
 		stdinTerminal: func() bool { return false }, stdoutTerminal: func() bool { return true }}
 	go func() { done <- run(cctx, a, []string{"watch", "--interval", "100ms"}) }()

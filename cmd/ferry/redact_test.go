@@ -7,14 +7,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferryhq/ferry/testutil"
+	"github.com/ferryhq/ferry/internal/testsuite"
 )
 
 const secret = "s3cr3t-Pa55"
 
 func TestPasswordNeverPrinted(t *testing.T) {
 	t.Parallel()
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	for _, tt := range []struct {
 		name string
 		url  string
@@ -51,7 +51,7 @@ func TestPasswordNeverPrinted(t *testing.T) {
 // environment, standard input not a terminal.
 func TestBinary(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRuby(t)
+	testsuite.RequireRuby(t)
 	db, _ := rubyDB(t)
 	bin := filepath.Join(t.TempDir(), "ferry")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/redact"
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/outbox"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // TestOutboxExample runs the example with -once against the machine's PostgreSQL and the
@@ -39,7 +39,7 @@ func TestOutboxExample(t *testing.T) {
 	pctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := db.PingContext(pctx); err != nil {
-		testutil.Unavailable(t, "no PostgreSQL at %s: %v", redact.URL(cfg.postgresURL), redact.Error(err, cfg.postgresURL))
+		testsuite.Unavailable(t, "no PostgreSQL at %s: %v", redact.URL(cfg.postgresURL), redact.Error(err, cfg.postgresURL))
 	}
 	// Cleanups run last first: drop both tables, then check that nothing named after them
 	// is left (the outbox's trigger function goes with outbox.DropTable, not DROP TABLE).

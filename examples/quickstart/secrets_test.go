@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferryhq/ferry/testutil"
+	"github.com/ferryhq/ferry/internal/testsuite"
 )
 
 // The quick start shows which Redis it uses, and fails with the parse error of a bad
@@ -15,7 +15,7 @@ import (
 // "Redis: redis://:<password>@..." and go-redis's parse error quotes the whole URL.
 func TestQuickstartHidesRedisPassword(t *testing.T) {
 	const secret = "s3cretPassw0rd"
-	r := testutil.RealRedis(t)
+	r := testsuite.RealRedis(t)
 	db := strconv.Itoa(r.DB)
 	for _, tc := range []struct {
 		url     string

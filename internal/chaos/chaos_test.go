@@ -15,7 +15,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/faultproxy"
 	"github.com/ferryhq/ferry/internal/redisproc"
-	"github.com/ferryhq/ferry/testutil"
+	"github.com/ferryhq/ferry/internal/testsuite"
 )
 
 // Suite shape. The short form (the default, run by `make test`) injects faults for
@@ -31,10 +31,10 @@ const (
 func TestChaos(t *testing.T) {
 	dur, seed := chaosSettings(t)
 	t.Logf("seed %d (replay the fault schedule with CHAOS_SEED=%d), faults for %v", seed, seed, dur)
-	testutil.RequireRuby(t)
+	testsuite.RequireRuby(t)
 	began := time.Now()
 
-	ledgerDB := testutil.RealRedis(t)
+	ledgerDB := testsuite.RealRedis(t)
 	ledger := ledgerDB.Client
 	stopRenew := renewClaim(t, ledgerDB)
 	defer stopRenew()
@@ -50,7 +50,7 @@ func TestChaos(t *testing.T) {
 	t.Cleanup(func() { _ = viaProxy.Close() })
 
 	t.Setenv("CHAOS_LEDGER_URL", ledgerDB.URL)
-	ruby := testutil.StartSidekiq(t, red.URL(), rubyJobs, "-q", rubyQueue, "-c", "5")
+	ruby := testsuite.StartSidekiq(t, red.URL(), rubyJobs, "-q", rubyQueue, "-c", "5")
 
 	fleet := make([]*workerProc, goWorkers)
 	t.Cleanup(func() {
@@ -91,8 +91,8 @@ func TestChaos(t *testing.T) {
 	go func() { defer wg.Done(); sched.run(ctx) }()
 	rubyOut := make(chan string, 1)
 	go func() {
-		out, err := testutil.RunRuby(red.URL(), rubyProducer, testutil.WithTimeout(dur+2*time.Minute),
-			testutil.WithEnv("CHAOS_RUBY_EVERY=0.05"))
+		out, err := testsuite.RunRuby(red.URL(), rubyProducer, testsuite.WithTimeout(dur+2*time.Minute),
+			testsuite.WithEnv("CHAOS_RUBY_EVERY=0.05"))
 		if err != nil {
 			out = "ERROR: " + err.Error()
 		}
@@ -181,7 +181,7 @@ func TestChaos(t *testing.T) {
 }
 
 // renewClaim keeps the ledger's database claimed for runs longer than a claim lasts.
-func renewClaim(t *testing.T, db *testutil.RealRedisDB) (stop func()) {
+func renewClaim(t *testing.T, db *testsuite.RealRedisDB) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {

@@ -50,7 +50,7 @@
 //
 // # Accounting
 //
-// A ledger in a database of the machine's Redis (testutil.RealRedis), which no fault
+// A ledger in a database of the machine's Redis (testsuite.RealRedis), which no fault
 // touches, records each jid as "maybe" (with its class) before its push is sent and as
 // "pushed" once Redis acknowledged it; handlers count completed runs by jid. When the fault
 // phase ends the producers stop, faults stop, every worker slot is filled, and the suite

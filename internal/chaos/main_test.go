@@ -5,9 +5,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"go.uber.org/goleak"
-
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // TestMain runs the test binary as a chaos worker process when WorkerEnv is set (the suite
@@ -19,7 +18,7 @@ func TestMain(m *testing.M) {
 		os.Exit(RunWorker())
 	}
 	code := m.Run()
-	testutil.StopRubyServers()
+	testsuite.StopRubyServers()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)

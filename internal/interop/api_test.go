@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // rubyStats prints what Sidekiq::Stats, Sidekiq::Stats::History and Sidekiq::Queue#latency
@@ -40,11 +40,11 @@ puts JSON.generate({
 // too.
 func TestSidekiqStatsCountGoJobs(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testSidekiqStatsCountGoJobs)
+	testsuite.ForEachSidekiq(t, testSidekiqStatsCountGoJobs)
 }
 
-func testSidekiqStatsCountGoJobs(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testSidekiqStatsCountGoJobs(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	b := newBlocker()
 	srv := sidekiq.NewServer(db.Client, &sidekiq.Config{
@@ -90,7 +90,7 @@ func testSidekiqStatsCountGoJobs(t *testing.T, sk *testutil.RubySidekiq) {
 		wantEnqueued++
 	}
 
-	out := sk.Ruby(t, db.URL, rubyStats, testutil.WithEnv("FERRY_PROCESSED=8"))
+	out := sk.Ruby(t, db.URL, rubyStats, testsuite.WithEnv("FERRY_PROCESSED=8"))
 	var st struct {
 		Processed, Failed, Enqueued int
 		ScheduledSize               int `json:"scheduled_size"`

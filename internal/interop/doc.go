@@ -4,7 +4,7 @@
 // Every test that runs Ruby runs three times, as subtests named sidekiq6, sidekiq7 and
 // sidekiq8: against Debian's Sidekiq 6.4.1 (with Rails 6.1's ActiveJob adapter), and
 // against Sidekiq 7.3.10 and 8.1.7 from ../shared/peers (with Sidekiq's own ActiveJob
-// adapter), through testutil.ForEachSidekiq. Where the releases differ the tests expect
+// adapter), through testsuite.ForEachSidekiq. Where the releases differ the tests expect
 // each one's own behaviour: 8.x writes integer-millisecond timestamps and names its
 // ActiveJob wrapper Sidekiq::ActiveJob::Wrapper; 6.x and 7.x Web UIs check the form's CSRF token,
 // 8.x's the Sec-Fetch-Site header.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -38,11 +39,11 @@ puts JSON.generate({"classes" => classes, "page" => ferry_get("/retries")})
 // own name.
 func TestErrorClassesReadable(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testErrorClassesReadable)
+	testsuite.ForEachSidekiq(t, testErrorClassesReadable)
 }
 
-func testErrorClassesReadable(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testErrorClassesReadable(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	failures := map[string]error{
 		"plain":            errors.New("card expired"),

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // Payload fixtures for the Sidekiq versions that cannot run here (7.x, 8.x) and for
@@ -445,11 +445,11 @@ func TestSidekiqPayloadFixtures(t *testing.T) {
 // same lines Ferry finds.
 func TestFixturesReadByRuby(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testFixturesReadByRuby)
+	testsuite.ForEachSidekiq(t, testFixturesReadByRuby)
 }
 
-func testFixturesReadByRuby(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testFixturesReadByRuby(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	var pairs []roundTrip
 	want := map[string][]string{}
 	for _, fx := range fixtures {

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // rubyCapturePayload is a server middleware that exposes the payload hash being run as
@@ -71,11 +71,11 @@ type goPush struct {
 // the arguments and types Go sent, and the scheduled one no earlier than it was due.
 func TestGoPushedJobsRunInRubySidekiq(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testGoPushedJobsRunInRubySidekiq)
+	testsuite.ForEachSidekiq(t, testGoPushedJobsRunInRubySidekiq)
 }
 
-func testGoPushedJobsRunInRubySidekiq(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testGoPushedJobsRunInRubySidekiq(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	ctx := t.Context()
 	client := sidekiq.NewClient(db.Client, nil)
 

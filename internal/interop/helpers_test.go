@@ -17,8 +17,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // rubyTyped defines ferry_typed(value): a JSON-safe description of a Ruby value that keeps
@@ -103,7 +103,7 @@ type roundTrip struct {
 // reads every re-encoding exactly as it reads the original. A control pair that differs only
 // in 1 vs 1.0 is added and must be reported as different, so the comparison is known to
 // see Integer vs Float.
-func compareInRuby(t *testing.T, sk *testutil.RubySidekiq, db *testutil.RealRedisDB, pairs []roundTrip, opts ...testutil.RubyOption) {
+func compareInRuby(t *testing.T, sk *testsuite.RubySidekiq, db *testsuite.RealRedisDB, pairs []roundTrip, opts ...testsuite.RubyOption) {
 	t.Helper()
 	ctx := t.Context()
 	const control = "control: 1 vs 1.0"
@@ -369,7 +369,7 @@ func rubyFloatTime(t *testing.T, n json.Number) time.Time {
 // stampTime is the instant of a timestamp typed tree as the release writes it: a Float of
 // epoch seconds up to 7.x, an Integer of epoch milliseconds from 8.x. ok is false when the
 // type is not the release's.
-func stampTime(sk *testutil.RubySidekiq, typed any) (at time.Time, ok bool) {
+func stampTime(sk *testsuite.RubySidekiq, typed any) (at time.Time, ok bool) {
 	n, _ := typed.([]any)
 	if len(n) != 2 {
 		return time.Time{}, false
@@ -386,7 +386,7 @@ func stampTime(sk *testutil.RubySidekiq, typed any) (at time.Time, ok bool) {
 
 // floatSeconds stands for any writer of float-second timestamps (Ferry's default, 6.x,
 // 7.x) in stampTime.
-var floatSeconds = testutil.Sidekiq6
+var floatSeconds = testsuite.Sidekiq6
 
 // floatTime turns float epoch seconds into a time.
 func floatTime(f float64) time.Time {
@@ -456,7 +456,7 @@ func reencode(t *testing.T, j *sidekiq.Job, f sidekiq.TimeFormat) []byte {
 
 // waitResults pops n JSON records from a Redis list (RPUSHed by Ruby jobs) with BLPOP until
 // the deadline. It stops early if the sidekiq process exits.
-func waitResults(t *testing.T, rdb *redis.Client, key string, n int, deadline time.Duration, p *testutil.SidekiqProcess) []json.RawMessage {
+func waitResults(t *testing.T, rdb *redis.Client, key string, n int, deadline time.Duration, p *testsuite.SidekiqProcess) []json.RawMessage {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), deadline)
 	defer cancel()

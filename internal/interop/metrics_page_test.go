@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/middleware"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // rubyMetricsView waits (up to 30 s) until Sidekiq::Metrics::Query sees FERRY_PROCESSED runs
@@ -49,7 +49,7 @@ puts JSON.generate(res)
 // page charts the same histogram.
 func TestMetricsPageShowsGoJobs(t *testing.T) {
 	t.Parallel()
-	for _, sk := range []*testutil.RubySidekiq{testutil.Sidekiq7, testutil.Sidekiq8} {
+	for _, sk := range []*testsuite.RubySidekiq{testsuite.Sidekiq7, testsuite.Sidekiq8} {
 		t.Run(sk.String(), func(t *testing.T) {
 			t.Parallel()
 			sk.Require(t)
@@ -58,8 +58,8 @@ func TestMetricsPageShowsGoJobs(t *testing.T) {
 	}
 }
 
-func testMetricsPageShowsGoJobs(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testMetricsPageShowsGoJobs(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	const slowRun = 50 * time.Millisecond
 	srv := sidekiq.NewServer(db.Client, &sidekiq.Config{
@@ -101,7 +101,7 @@ func testMetricsPageShowsGoJobs(t *testing.T, sk *testutil.RubySidekiq) {
 		}
 	}
 
-	out := sk.Ruby(t, db.URL, rubyMetricsView, testutil.WithEnv("FERRY_PROCESSED=29"))
+	out := sk.Ruby(t, db.URL, rubyMetricsView, testsuite.WithEnv("FERRY_PROCESSED=29"))
 	var res struct {
 		Totals     map[string]map[string]float64 `json:"totals"`
 		HourTotals map[string]map[string]float64 `json:"hour_totals"`

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // rubyProcessRecords prints, for every process in ProcessSet, by tag: the process record's
@@ -39,7 +39,7 @@ puts JSON.generate(out)
 // hash orders them).
 func TestProcessRecordAsRubyWritesIt(t *testing.T) {
 	t.Parallel()
-	for _, sk := range []*testutil.RubySidekiq{testutil.Sidekiq7, testutil.Sidekiq8} {
+	for _, sk := range []*testsuite.RubySidekiq{testsuite.Sidekiq7, testsuite.Sidekiq8} {
 		t.Run(sk.String(), func(t *testing.T) {
 			t.Parallel()
 			sk.Require(t)
@@ -48,8 +48,8 @@ func TestProcessRecordAsRubyWritesIt(t *testing.T) {
 	}
 }
 
-func testProcessRecordAsRubyWritesIt(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testProcessRecordAsRubyWritesIt(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	setups := map[string][]string{
 		"strict":   {"harness", "critical", "low"},
 		"weighted": {"critical,6", "default,2", "low,1"},
@@ -64,7 +64,7 @@ func testProcessRecordAsRubyWritesIt(t *testing.T, sk *testutil.RubySidekiq) {
 		srv := sidekiq.NewServer(db.Client, &sidekiq.Config{Concurrency: 3, Queues: queues, Tag: "go-" + name})
 		runGoServer(t, db, srv)
 	}
-	out := sk.Ruby(t, db.URL, rubyProcessRecords, testutil.WithEnv(fmt.Sprintf("FERRY_PROCESSES=%d", 2*len(setups))))
+	out := sk.Ruby(t, db.URL, rubyProcessRecords, testsuite.WithEnv(fmt.Sprintf("FERRY_PROCESSES=%d", 2*len(setups))))
 	var recs map[string]struct {
 		Identity string          `json:"identity"`
 		Queues   []string        `json:"queues"`

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // rubyProcess is ferry_process's report of the Go process.
@@ -53,7 +53,7 @@ type rubyView struct {
 // lookFromRuby runs action (Ruby, with id set to the Go process's identity), then waits up
 // to 15 s for cond (a Ruby expression over proc, the ferry_process report) and reports what
 // Ruby sees.
-func lookFromRuby(t *testing.T, sk *testutil.RubySidekiq, db *testutil.RealRedisDB, id, action, cond string) rubyView {
+func lookFromRuby(t *testing.T, sk *testsuite.RubySidekiq, db *testsuite.RealRedisDB, id, action, cond string) rubyView {
 	t.Helper()
 	out := sk.Ruby(t, db.URL, rubyProcessReport+`
 id = ENV.fetch("FERRY_IDENTITY")
@@ -61,7 +61,7 @@ id = ENV.fetch("FERRY_IDENTITY")
 proc = nil
 ok = ferry_wait(15) { proc = ferry_process(id); `+cond+` }
 puts JSON.generate({"ok" => ok, "process" => proc, "work" => ferry_work(id)})
-`, testutil.WithEnv("FERRY_IDENTITY="+id))
+`, testsuite.WithEnv("FERRY_IDENTITY="+id))
 	var v rubyView
 	mustUnmarshal(t, lastLine(out), &v)
 	return v
@@ -82,11 +82,11 @@ puts JSON.generate({"ok" => ok, "process" => proc, "work" => ferry_work(id)})
 //     while quiet is still queued, untouched.
 func TestProcessSetListsAndControlsGoServer(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testProcessSetListsAndControlsGoServer)
+	testsuite.ForEachSidekiq(t, testProcessSetListsAndControlsGoServer)
 }
 
-func testProcessSetListsAndControlsGoServer(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testProcessSetListsAndControlsGoServer(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	const busy = 3
 	queues := []string{"ferry_busy", "ferry_idle"}

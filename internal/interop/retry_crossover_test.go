@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -41,11 +42,11 @@ puts Sidekiq::RetrySet.new.size`
 // backtrace, and an application key Ruby added.
 func TestRubyFailedJobRetriedByGo(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testRubyFailedJobRetriedByGo)
+	testsuite.ForEachSidekiq(t, testRubyFailedJobRetriedByGo)
 }
 
-func testRubyFailedJobRetriedByGo(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testRubyFailedJobRetriedByGo(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 
 	var jids []string
@@ -60,7 +61,7 @@ puts JSON.generate([[7, "x"], [8, "y"]].map { |args|
 	out := sk.Ruby(t, db.URL, rubyWeb+`
 Sidekiq::RetrySet.new.find_job(ENV.fetch("POLLED")).reschedule(Time.now.to_f)
 puts JSON.generate(ferry_retry_now(ENV.fetch("PRESSED")))
-`, testutil.WithEnv("POLLED="+polled, "PRESSED="+pressed))
+`, testsuite.WithEnv("POLLED="+polled, "PRESSED="+pressed))
 	requireRedirect(t, "Retry Now", out, "/retries")
 
 	seen := make(chan *sidekiq.Job, 4)
@@ -118,11 +119,11 @@ puts JSON.generate(ferry_retry_now(ENV.fetch("PRESSED")))
 // backtrace it can decode, and the application key.
 func TestGoFailedJobRetriedByRuby(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testGoFailedJobRetriedByRuby)
+	testsuite.ForEachSidekiq(t, testGoFailedJobRetriedByRuby)
 }
 
-func testGoFailedJobRetriedByRuby(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testGoFailedJobRetriedByRuby(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 
 	var once sync.Once

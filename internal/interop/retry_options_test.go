@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -16,11 +17,11 @@ import (
 // entry), 0 goes to the dead set at once, 1 + dead:false runs twice and is then dropped.
 func TestRubyRetryOptionsOnGoServer(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testRubyRetryOptionsOnGoServer)
+	testsuite.ForEachSidekiq(t, testRubyRetryOptionsOnGoServer)
 }
 
-func testRubyRetryOptionsOnGoServer(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testRubyRetryOptionsOnGoServer(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	out := sk.Ruby(t, db.URL, `
 jids = {
   "false" => Sidekiq::Client.push("class" => "X", "args" => [1], "retry" => false),

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -56,11 +57,11 @@ type rubyRetryReport struct {
 // page, and Retry All on /retries for the second, make the Go server run each again.
 func TestGoFailureSeenAndRetriedFromRuby(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testGoFailureSeenAndRetriedFromRuby)
+	testsuite.ForEachSidekiq(t, testGoFailureSeenAndRetriedFromRuby)
 }
 
-func testGoFailureSeenAndRetriedFromRuby(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testGoFailureSeenAndRetriedFromRuby(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 
 	var mu sync.Mutex
@@ -154,7 +155,7 @@ func testGoFailureSeenAndRetriedFromRuby(t *testing.T, sk *testutil.RubySidekiq)
 	for range 2 {
 		<-ran
 	}
-	pressed := sk.Ruby(t, db.URL, rubyWeb+`puts JSON.generate(ferry_retry_now(ENV.fetch("JID")))`, testutil.WithEnv("JID="+first))
+	pressed := sk.Ruby(t, db.URL, rubyWeb+`puts JSON.generate(ferry_retry_now(ENV.fetch("JID")))`, testsuite.WithEnv("JID="+first))
 	requireRedirect(t, "Retry Now", pressed, "/retries")
 	waitRun(t, ran, first)
 	if n := db.Client.ZCard(ctx, "retry").Val(); n != 1 {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // storedJob is a payload read straight from Redis, with where it was found.
@@ -22,7 +22,7 @@ type storedJob struct {
 }
 
 // readAllJobs parses every payload in every queue and in the schedule set, by jid.
-func readAllJobs(t *testing.T, db *testutil.RealRedisDB) map[string]*storedJob {
+func readAllJobs(t *testing.T, db *testsuite.RealRedisDB) map[string]*storedJob {
 	t.Helper()
 	ctx := t.Context()
 	out := map[string]*storedJob{}
@@ -174,7 +174,7 @@ Sidekiq::ScheduledSet.new.each { |e| records[e.jid] = ferry_record(e, e.score) }
 // checkAgainstRuby asserts that Ferry decoded job exactly as Ruby's API reports it: the
 // same typed value for every key, the same instants for every timestamp (which Ruby must
 // have written as Floats, or as Integer milliseconds from 8.x), and the schedule score.
-func checkAgainstRuby(t *testing.T, sk *testutil.RubySidekiq, name string, sj *storedJob, rec rubyRecord) {
+func checkAgainstRuby(t *testing.T, sk *testsuite.RubySidekiq, name string, sj *storedJob, rec rubyRecord) {
 	t.Helper()
 	j := sj.job
 	rubyItem, rubyTimes := withoutTimes(rubyTree(t, rec.Item))
@@ -226,11 +226,11 @@ func checkAgainstRuby(t *testing.T, sk *testutil.RubySidekiq, name string, sj *s
 // re-encoding keeps every key's bytes and reads the same in Ruby.
 func TestRubyClientPayloadsDecodeInGo(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testRubyClientPayloadsDecodeInGo)
+	testsuite.ForEachSidekiq(t, testRubyClientPayloadsDecodeInGo)
 }
 
-func testRubyClientPayloadsDecodeInGo(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testRubyClientPayloadsDecodeInGo(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 
 	out := sk.Ruby(t, db.URL, rubyTyped+`
 class HardJob; include Sidekiq::Worker; def perform(*a); end; end
@@ -439,11 +439,11 @@ end
 // re-encoding: perform must receive the same arguments, symbols and keyword split included.
 func TestRubyActiveJobPayloadsDecodeInGo(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testRubyActiveJobPayloadsDecodeInGo)
+	testsuite.ForEachSidekiq(t, testRubyActiveJobPayloadsDecodeInGo)
 }
 
-func testRubyActiveJobPayloadsDecodeInGo(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testRubyActiveJobPayloadsDecodeInGo(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 
 	out := sk.Ruby(t, db.URL, rubyTyped+rubyAJJob+`
 def report(job, positional, kw)
@@ -459,7 +459,7 @@ jobs = {
 }
 `+rubyReadBack+`
 puts JSON.generate({"jobs" => jobs, "records" => records, "now" => Time.now.to_f})
-`, testutil.WithActiveJob())
+`, testsuite.WithActiveJob())
 	var report struct {
 		Jobs map[string]struct {
 			JID      string          `json:"jid"`
@@ -570,7 +570,7 @@ puts JSON.generate({"jobs" => jobs, "records" => records, "now" => Time.now.to_f
 		t.Errorf("keyword hash = %v, want _aj_ruby2_keywords [kw1 kw2]", a[7])
 	}
 
-	compareInRuby(t, sk, db, pairs, testutil.WithActiveJob())
+	compareInRuby(t, sk, db, pairs, testsuite.WithActiveJob())
 
 	// Run each job in Ruby from the original bytes and from Ferry's re-encoding.
 	out = sk.Ruby(t, db.URL, rubyTyped+rubyAJJob+`
@@ -584,7 +584,7 @@ orig = Sidekiq.redis { |c| c.hgetall("ferry:original") }
 re = Sidekiq.redis { |c| c.hgetall("ferry:reencoded") }
 res = orig.keys.reject { |k| k.start_with?("control") }.to_h { |k| [k, {"orig" => run(orig[k]), "re" => run(re[k])}] }
 puts JSON.generate(res)
-`, testutil.WithActiveJob())
+`, testsuite.WithActiveJob())
 	var runs map[string]struct{ Orig, Re json.RawMessage }
 	mustUnmarshal(t, lastLine(out), &runs)
 	if len(runs) != len(report.Jobs) {

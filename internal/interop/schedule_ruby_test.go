@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // TestRubyPerformInRunsOnceAcrossThreeGoServers: Ruby schedules jobs with perform_in(1);
@@ -17,11 +17,11 @@ import (
 // ends empty.
 func TestRubyPerformInRunsOnceAcrossThreeGoServers(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testRubyPerformInRunsOnceAcrossThreeGoServers)
+	testsuite.ForEachSidekiq(t, testRubyPerformInRunsOnceAcrossThreeGoServers)
 }
 
-func testRubyPerformInRunsOnceAcrossThreeGoServers(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testRubyPerformInRunsOnceAcrossThreeGoServers(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	const n = 300
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -21,7 +22,7 @@ type goRun struct {
 
 // runGoServer runs srv until the test ends (or until it is stopped from Redis), and waits
 // for its process record so Ruby can see it at once.
-func runGoServer(t *testing.T, db *testutil.RealRedisDB, srv *sidekiq.Server) *goRun {
+func runGoServer(t *testing.T, db *testsuite.RealRedisDB, srv *sidekiq.Server) *goRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &goRun{srv: srv, done: make(chan struct{})}

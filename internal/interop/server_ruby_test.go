@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
 	"github.com/ferryhq/ferry/testutil"
 )
@@ -29,11 +30,11 @@ type ranJob struct {
 // queue is empty, nothing is in the retry or dead sets, and stat:processed counts 1.
 func TestRubyPerformAsyncRunsInGoServer(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testRubyPerformAsyncRunsInGoServer)
+	testsuite.ForEachSidekiq(t, testRubyPerformAsyncRunsInGoServer)
 }
 
-func testRubyPerformAsyncRunsInGoServer(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testRubyPerformAsyncRunsInGoServer(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 
 	out := sk.Ruby(t, db.URL, rubyTyped+`
@@ -117,7 +118,7 @@ end
 
 // blockedReaders counts the clients of database db blocked in cmd (for example "brpop"),
 // from CLIENT LIST.
-func blockedReaders(t *testing.T, db *testutil.RealRedisDB, cmd string) int {
+func blockedReaders(t *testing.T, db *testsuite.RealRedisDB, cmd string) int {
 	t.Helper()
 	list, err := db.Client.ClientList(context.Background()).Result()
 	if err != nil {
@@ -144,24 +145,24 @@ func blockedReaders(t *testing.T, db *testutil.RealRedisDB, cmd string) int {
 // and the retry and dead sets are empty.
 func TestGoAndRubySidekiqShareAQueue(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, func(t *testing.T, sk *testutil.RubySidekiq) {
+	testsuite.ForEachSidekiq(t, func(t *testing.T, sk *testsuite.RubySidekiq) {
 		shareAQueue(t, sk)
 	})
 	t.Run("sidekiq7+sidekiq8", func(t *testing.T) {
 		t.Parallel()
-		testutil.Sidekiq7.Require(t)
-		testutil.Sidekiq8.Require(t)
-		shareAQueue(t, testutil.Sidekiq7, testutil.Sidekiq8)
+		testsuite.Sidekiq7.Require(t)
+		testsuite.Sidekiq8.Require(t)
+		shareAQueue(t, testsuite.Sidekiq7, testsuite.Sidekiq8)
 	})
 }
 
-func shareAQueue(t *testing.T, sks ...*testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func shareAQueue(t *testing.T, sks ...*testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	const n = 10000
 	const rubyThreads = 5
 
-	var rubies []*testutil.SidekiqProcess
+	var rubies []*testsuite.SidekiqProcess
 	for _, sk := range sks {
 		rubies = append(rubies, sk.StartSidekiq(t, db.URL, sharedJobsRuby, "-q", "shared", "-c", strconv.Itoa(rubyThreads)))
 	}

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/ferryhq/ferry/sidekiq"
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // rubyWeb drives Sidekiq::Web through Rack, as a browser would minus the network:
@@ -98,11 +98,11 @@ type webPage struct {
 // Each failed expectation prints an excerpt of the page.
 func TestSidekiqWebShowsGoServer(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testSidekiqWebShowsGoServer)
+	testsuite.ForEachSidekiq(t, testSidekiqWebShowsGoServer)
 }
 
-func testSidekiqWebShowsGoServer(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testSidekiqWebShowsGoServer(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 
 	b := newBlocker()
@@ -134,7 +134,7 @@ func testSidekiqWebShowsGoServer(t *testing.T, sk *testutil.RubySidekiq) {
 		t.Fatal(err)
 	}
 
-	out := sk.Ruby(t, db.URL, rubyWebPages, testutil.WithEnv(
+	out := sk.Ruby(t, db.URL, rubyWebPages, testsuite.WithEnv(
 		"FERRY_IDENTITY="+srv.Identity(), "FERRY_BUSY=2", "FERRY_PROCESSED=5"))
 	var res struct {
 		Ready bool               `json:"ready"`
@@ -229,11 +229,11 @@ puts JSON.generate(res)
 // POST with neither token nor header is refused (403) and changes nothing.
 func TestSidekiqWebQuietsAndStopsGoServer(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, testSidekiqWebQuietsAndStopsGoServer)
+	testsuite.ForEachSidekiq(t, testSidekiqWebQuietsAndStopsGoServer)
 }
 
-func testSidekiqWebQuietsAndStopsGoServer(t *testing.T, sk *testutil.RubySidekiq) {
-	db := testutil.RealRedis(t)
+func testSidekiqWebQuietsAndStopsGoServer(t *testing.T, sk *testsuite.RubySidekiq) {
+	db := testsuite.RealRedis(t)
 	ctx := context.Background()
 	b := newBlocker()
 	srv := sidekiq.NewServer(db.Client, &sidekiq.Config{
@@ -262,7 +262,7 @@ func testSidekiqWebQuietsAndStopsGoServer(t *testing.T, sk *testutil.RubySidekiq
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	out := sk.Ruby(t, db.URL, rubyWebQuietStop, testutil.WithEnv("FERRY_IDENTITY="+srv.Identity()))
+	out := sk.Ruby(t, db.URL, rubyWebQuietStop, testsuite.WithEnv("FERRY_IDENTITY="+srv.Identity()))
 	type post struct {
 		Status   int    `json:"status"`
 		Location string `json:"location"`

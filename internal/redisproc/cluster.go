@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // Cluster is a private Redis Cluster of three masters (no replicas) on free loopback
@@ -39,7 +38,7 @@ func StartCluster(tb testing.TB) *Cluster {
 	tb.Helper()
 	for _, bin := range []string{"redis-server", "redis-cli"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			testutil.Unavailable(tb, "%s not installed: %v", bin, err)
+			testsuite.Unavailable(tb, "%s not installed: %v", bin, err)
 		}
 	}
 	dir := tb.TempDir()

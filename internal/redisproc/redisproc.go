@@ -36,9 +36,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testsuite"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/ferryhq/ferry/testutil"
 )
 
 // Server is a private redis-server on a fixed port and data directory. Its methods are safe
@@ -56,14 +55,14 @@ type Server struct {
 }
 
 // Start starts a private redis-server, killed at the test's cleanup. Without redis-server
-// or redis-check-aof the test fails in CI and is skipped elsewhere (testutil.Unavailable).
+// or redis-check-aof the test fails in CI and is skipped elsewhere (testsuite.Unavailable).
 // extra are redis-server arguments appended after the package's own (which they
 // override), e.g. "--appendonly", "no" for a test that only needs a Redis of its own.
 func Start(tb testing.TB, extra ...string) *Server {
 	tb.Helper()
 	for _, bin := range []string{"redis-server", "redis-check-aof"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			testutil.Unavailable(tb, "%s not installed: %v", bin, err)
+			testsuite.Unavailable(tb, "%s not installed: %v", bin, err)
 		}
 	}
 	s := &Server{tb: tb, dir: tb.TempDir(), port: freePort(tb), extra: extra}

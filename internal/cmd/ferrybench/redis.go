@@ -45,7 +45,7 @@ func redisFlag(fs *flag.FlagSet) *string {
 	return u
 }
 
-// claimPrefix is the key (in database 0) by which the test suite's testutil.RealRedis marks
+// claimPrefix is the key (in database 0) by which the test suite's testsuite.RealRedis marks
 // a database as in use; ferrybench takes the same claim so the two never flush each other's
 // database.
 const claimPrefix = "ferry-test:claim:"

@@ -9,15 +9,15 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/ferryhq/ferry/testutil"
+	"github.com/ferryhq/ferry/internal/testsuite"
 )
 
 // TestRunCommand runs `ferrybench run` end to end with a few jobs, so the load tool cannot
 // rot: Ruby pre-loads, the sidekiq binary and a Ferry child process each drain the queue,
 // and the report names both with every figure, the ratio and the commands Redis ran.
 func TestRunCommand(t *testing.T) {
-	testutil.RequireRuby(t)
-	db := testutil.RealRedis(t)
+	testsuite.RequireRuby(t)
+	db := testsuite.RealRedis(t)
 	var out bytes.Buffer
 	if err := runBench(t.Context(), db.Client, db.URL, runOptions{jobs: 300, conc: 10, latencyN: 20, ruby: true}, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
@@ -36,8 +36,8 @@ func TestRunCommand(t *testing.T) {
 // TestRunCommandInstrumented: -metrics and -tracing attach to the Ferry server (its line
 // says so) and the jobs still all run.
 func TestRunCommandInstrumented(t *testing.T) {
-	testutil.RequireRuby(t)
-	db := testutil.RealRedis(t)
+	testsuite.RequireRuby(t)
+	db := testsuite.RealRedis(t)
 	var out bytes.Buffer
 	o := runOptions{jobs: 300, conc: 10, latencyN: 20, metrics: true, tracing: true}
 	if err := runBench(t.Context(), db.Client, db.URL, o, &out); err != nil {
@@ -51,8 +51,8 @@ func TestRunCommandInstrumented(t *testing.T) {
 // TestRunRounds: with -rounds 2 each worker drains once per round, in turn, and the
 // summary gives medians with their range.
 func TestRunRounds(t *testing.T) {
-	testutil.RequireRuby(t)
-	db := testutil.RealRedis(t)
+	testsuite.RequireRuby(t)
+	db := testsuite.RealRedis(t)
 	var out bytes.Buffer
 	o := runOptions{jobs: 200, conc: 5, rounds: 2, top: 3}
 	if err := runBench(t.Context(), db.Client, db.URL, o, &out); err != nil {
@@ -68,8 +68,8 @@ func TestRunRounds(t *testing.T) {
 // TestRunIOWorkload: Ruby and Ferry at several concurrencies drain jobs that sleep, and
 // the report compares jobs/s and jobs per second of worker CPU.
 func TestRunIOWorkload(t *testing.T) {
-	testutil.RequireRuby(t)
-	db := testutil.RealRedis(t)
+	testsuite.RequireRuby(t)
+	db := testsuite.RealRedis(t)
 	var out bytes.Buffer
 	o := runOptions{ruby: true, workloads: []string{"io"}, ioJobs: 100, ioConc: []int{10, 100}, ioRubyConc: []int{10}}
 	if err := runBench(t.Context(), db.Client, db.URL, o, &out); err != nil {
@@ -92,8 +92,8 @@ func TestRunIOWorkload(t *testing.T) {
 // to every job), Redis's utilisation is reported, and the rss workload checks issue 20's
 // memory target.
 func TestRunFleetAndRSSWorkloads(t *testing.T) {
-	testutil.RequireRuby(t)
-	db := testutil.RealRedis(t)
+	testsuite.RequireRuby(t)
+	db := testsuite.RealRedis(t)
 	var out bytes.Buffer
 	o := runOptions{jobs: 300, workloads: []string{"fleet", "rss"}, fleetJobs: 600, fleetProcs: 3, rssConc: 100}
 	if err := runBench(t.Context(), db.Client, db.URL, o, &out); err != nil {
@@ -117,8 +117,8 @@ func TestRunGoWorkers2(t *testing.T) {
 	if bin == "" {
 		t.Skip("FERRYBENCH_GOWORKERS2 is not set: build the harness with make goworkers2 (BENCHMARKS.md)")
 	}
-	testutil.RequireRuby(t)
-	db := testutil.RealRedis(t)
+	testsuite.RequireRuby(t)
+	db := testsuite.RealRedis(t)
 	var out bytes.Buffer
 	o := runOptions{jobs: 300, goWorkers2: bin}
 	if err := runBench(t.Context(), db.Client, db.URL, o, &out); err != nil {
@@ -134,9 +134,9 @@ func TestRunGoWorkers2(t *testing.T) {
 // TestRunPrivateRedis: -redis-server starts a redis-server of ferrybench's own on a free
 // port, measures there and stops it.
 func TestRunPrivateRedis(t *testing.T) {
-	testutil.RequireRuby(t)
+	testsuite.RequireRuby(t)
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		testutil.Unavailable(t, "redis-server not on PATH (make setup): %v", err)
+		testsuite.Unavailable(t, "redis-server not on PATH (make setup): %v", err)
 	}
 	var out bytes.Buffer
 	if err := cmdRun([]string{"-redis-server", "redis-server", "-n", "200", "-ruby=false", "-latency-n", "5"}, &out); err != nil {
@@ -159,8 +159,8 @@ func TestRunPrivateRedis(t *testing.T) {
 // TestPushCommand runs `ferrybench push` with a few jobs: every method fills the queue with
 // the jobs it claims to have pushed, and the report gives both ratios.
 func TestPushCommand(t *testing.T) {
-	testutil.RequireRuby(t)
-	db := testutil.RealRedis(t)
+	testsuite.RequireRuby(t)
+	db := testsuite.RealRedis(t)
 	var out bytes.Buffer
 	if err := pushBench(t.Context(), db.Client, db.URL, pushOptions{jobs: 200, goroutines: 4, ruby: true}, &out); err != nil {
 		t.Fatalf("push: %v\n%s", err, out.String())
@@ -174,7 +174,7 @@ func TestPushCommand(t *testing.T) {
 
 // TestClaimsItsDatabase: ferrybench refuses database 0 and a database the test suite holds.
 func TestClaimsItsDatabase(t *testing.T) {
-	db := testutil.RealRedis(t)
+	db := testsuite.RealRedis(t)
 	if _, err := openBenchRedis(db.URL); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("openBenchRedis on a claimed database = %v, want a refusal", err)
 	}

@@ -1,17 +1,17 @@
-package testutil_test
+package testsuite_test
 
 import (
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ferryhq/ferry/testutil"
+	"github.com/ferryhq/ferry/internal/testsuite"
 )
 
 func TestRubySeesSameDatabase(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, func(t *testing.T, sk *testutil.RubySidekiq) {
-		db := testutil.RealRedis(t)
+	testsuite.ForEachSidekiq(t, func(t *testing.T, sk *testsuite.RubySidekiq) {
+		db := testsuite.RealRedis(t)
 		out := sk.Ruby(t, db.URL, `
 class HardJob; include Sidekiq::Worker; def perform(*a); end; end
 HardJob.perform_async(1, "two")
@@ -31,8 +31,8 @@ print Sidekiq::VERSION, " ", Sidekiq::Queue.new("default").size
 // 6.4.1, Sidekiq's own (from the peers folder) for 7.3 and 8.1.
 func TestRubyActiveJobAdapterPerRelease(t *testing.T) {
 	t.Parallel()
-	testutil.ForEachSidekiq(t, func(t *testing.T, sk *testutil.RubySidekiq) {
-		out := strings.TrimSpace(sk.Ruby(t, "redis://127.0.0.1:1/0", `print FERRY_AJ_ADAPTER`, testutil.WithActiveJob()))
+	testsuite.ForEachSidekiq(t, func(t *testing.T, sk *testsuite.RubySidekiq) {
+		out := strings.TrimSpace(sk.Ruby(t, "redis://127.0.0.1:1/0", `print FERRY_AJ_ADAPTER`, testsuite.WithActiveJob()))
 		fromPeer := strings.Contains(out, "/sidekiq-v"+sk.Version()+"/lib/")
 		if fromPeer != (sk.Major() >= 7) {
 			t.Errorf("ActiveJob's Sidekiq adapter loaded from %q", out)
@@ -45,11 +45,11 @@ func TestRubyActiveJobAdapterPerRelease(t *testing.T) {
 // timeouts come back as with a Ruby process of its own.
 func TestRubyScriptsAreIsolated(t *testing.T) {
 	t.Parallel()
-	sk := testutil.Sidekiq6
+	sk := testsuite.Sidekiq6
 	sk.Require(t)
 	const url = "redis://127.0.0.1:1/0" // never connected to
 	first := sk.Ruby(t, url, `class Leak; end; $leak = 1; ENV["FERRY_LEAK"] = "1"; Sidekiq.strict_args!(false); print ENV["FERRY_X"]`,
-		testutil.WithEnv("FERRY_X=first"))
+		testsuite.WithEnv("FERRY_X=first"))
 	if first != "first" {
 		t.Errorf("first script printed %q, want its FERRY_X", first)
 	}
@@ -66,7 +66,7 @@ func TestRubyScriptsAreIsolated(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "boom from ruby (ArgumentError)") {
 		t.Errorf("uncaught exception: err %v", err)
 	}
-	_, err = sk.RunRuby(url, `sleep 30`, testutil.WithTimeout(500*time.Millisecond))
+	_, err = sk.RunRuby(url, `sleep 30`, testsuite.WithTimeout(500*time.Millisecond))
 	if err == nil {
 		t.Error("a script past its timeout returned no error")
 	}

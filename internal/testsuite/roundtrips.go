@@ -1,4 +1,4 @@
-package testutil
+package testsuite
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 // one per pipeline or MULTI/EXEC. Install it with the client's AddHook; it shows that a
 // feature costs no extra round trip without timing anything.
 //
-//	rt := &testutil.RoundTrips{}
+//	rt := &testsuite.RoundTrips{}
 //	rdb.AddHook(rt)
 //	// ... push ...
 //	if rt.N() != 1 { ... }
