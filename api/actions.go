@@ -135,12 +135,14 @@ func (a *API) Apply(ctx context.Context, action Action, set SetName, f *Filter) 
 			return nil, nil
 		}
 		res.Matched += len(matched)
-		done, err := a.act(ctx, action, set, page, matched, res)
+		out, err := a.act(ctx, action, set, page, matched, res)
 		if err != nil {
 			return nil, err
 		}
+		// Moved by the action or gone before it (another process moved them): either way
+		// no longer in the set, which paging must know to carry on from the right place.
 		removed := make([]bool, len(page))
-		for _, i := range done {
+		for _, i := range out {
 			removed[i] = true
 		}
 		return removed, nil
@@ -157,8 +159,9 @@ func (a *API) Apply(ctx context.Context, action Action, set SetName, f *Filter) 
 	return res, nil
 }
 
-// act applies action to page[matched...] and returns the page indexes it removed from
-// the set; it counts them in res.
+// act applies action to page[matched...] and returns the page indexes no longer in the set:
+// those it moved and those already gone (it counts both in res); entries it left in place
+// (a retry of a payload that is not a job) are not among them.
 func (a *API) act(ctx context.Context, action Action, set SetName, page []*Entry, matched []int, res *Result) ([]int, error) {
 	key := a.keys.set(string(set))
 	var (
@@ -186,7 +189,7 @@ func (a *API) act(ctx context.Context, action Action, set SetName, page []*Entry
 		}
 		res.Done += len(done)
 		res.Gone += len(matched) - len(done)
-		return done, nil
+		return matched, nil
 	case ActionKill:
 		now := a.now()
 		args := []any{
@@ -231,7 +234,7 @@ func (a *API) act(ctx context.Context, action Action, set SetName, page []*Entry
 	}
 	res.Done += len(done)
 	res.Gone += len(tried) - len(done)
-	return done, nil
+	return tried, nil
 }
 
 // maxQueueName bounds the queue name a payload may send a retried job to; a longer one is

@@ -1,72 +1,22 @@
 package api
 
 import (
-	"math"
 	"strconv"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/jsonwire"
+	"github.com/ferryhq/ferry/internal/wiretime"
 )
 
-// msThreshold separates integer seconds from integer milliseconds. Sidekiq 8 decides by
-// JSON type alone (a float is seconds, an integer milliseconds); third-party producers
-// write integer seconds, which no millisecond timestamp after 1973 can be confused with.
-const msThreshold = 1e11
+// parseTimestamp reads a payload timestamp as every Sidekiq version may have written it
+// (internal/wiretime, the core's rule).
+func parseTimestamp(raw []byte) (time.Time, bool) { return wiretime.Parse(raw) }
 
-// parseTimestamp reads a payload timestamp as every Sidekiq version may have written it:
-// float seconds (6.x, 7.x), integer milliseconds (8.x), integer seconds (third-party
-// producers) or a numeric string holding any of them. The core has the same rule
-// (sidekiq/timestamp.go); it is repeated here because the core keeps it unexported.
-func parseTimestamp(raw []byte) (time.Time, bool) {
-	switch jsonwire.KindOf(raw) {
-	case jsonwire.Number:
-		return parseNumericTime(string(raw))
-	case jsonwire.String:
-		s, err := jsonwire.Unquote(raw)
-		if err != nil {
-			return time.Time{}, false
-		}
-		return parseNumericTime(s)
-	}
-	return time.Time{}, false
-}
-
-func parseNumericTime(s string) (time.Time, bool) {
-	if s == "" {
-		return time.Time{}, false
-	}
-	isFloat := false
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '.' || c == 'e' || c == 'E' {
-			isFloat = true
-			break
-		}
-	}
-	if !isFloat {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return time.Time{}, false
-		}
-		if n < msThreshold && n > -msThreshold {
-			return time.Unix(n, 0), true
-		}
-		return time.UnixMilli(n), true
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e15 {
-		return time.Time{}, false
-	}
-	return secondsToTime(f), true
-}
+// parseNumericTime reads a timestamp from the text of a number.
+func parseNumericTime(s string) (time.Time, bool) { return wiretime.ParseNumber(s) }
 
 // secondsToTime converts float epoch seconds (a sorted-set score, a heartbeat's beat).
-func secondsToTime(f float64) time.Time {
-	if math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e15 {
-		return time.Time{}
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(math.Round(frac*1e9)))
-}
+func secondsToTime(f float64) time.Time { return wiretime.FromSeconds(f) }
 
 // epochSeconds converts t to float epoch seconds, the unit of sorted-set scores. Whole
 // seconds and the fraction are converted apart so no precision is lost to float64(UnixNano).

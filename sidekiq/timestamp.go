@@ -1,11 +1,11 @@
 package sidekiq
 
 import (
-	"math"
 	"strconv"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/jsonwire"
+	"github.com/ferryhq/ferry/internal/wiretime"
 )
 
 // TimeFormat chooses how Ferry writes the timestamps inside a job payload (created_at,
@@ -32,59 +32,11 @@ func (f TimeFormat) String() string {
 	return "seconds"
 }
 
-// msThreshold separates integer seconds from integer milliseconds. Sidekiq 8 decides by JSON
-// type alone (integer = milliseconds); third-party producers write integer seconds, which no
-// real millisecond timestamp after 1973 can be confused with.
-const msThreshold = 1e11
-
 // parseTimestamp reads a payload timestamp: float seconds, integer milliseconds (or integer
 // seconds from third-party producers), or a numeric string holding either.
-func parseTimestamp(raw []byte) (time.Time, bool) {
-	switch jsonwire.KindOf(raw) {
-	case jsonwire.Number:
-		return parseNumericTime(string(raw))
-	case jsonwire.String:
-		s, err := jsonwire.Unquote(raw)
-		if err != nil {
-			return time.Time{}, false
-		}
-		return parseNumericTime(s)
-	}
-	return time.Time{}, false
-}
+func parseTimestamp(raw []byte) (time.Time, bool) { return wiretime.Parse(raw) }
 
-func parseNumericTime(s string) (time.Time, bool) {
-	if s == "" {
-		return time.Time{}, false
-	}
-	isFloat := false
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '.' || c == 'e' || c == 'E' {
-			isFloat = true
-			break
-		}
-	}
-	if !isFloat {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return time.Time{}, false
-		}
-		if n < msThreshold && n > -msThreshold {
-			return time.Unix(n, 0), true
-		}
-		return time.UnixMilli(n), true
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e15 {
-		return time.Time{}, false
-	}
-	return floatSecondsToTime(f), true
-}
-
-func floatSecondsToTime(f float64) time.Time {
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(math.Round(frac*1e9)))
-}
+func floatSecondsToTime(f float64) time.Time { return wiretime.FromSeconds(f) }
 
 // epochSeconds converts t to float epoch seconds, the unit of sorted-set scores. Whole
 // seconds and the fraction are converted apart: float64(UnixNano) rounds to 256 ns first,
