@@ -12,8 +12,7 @@ import (
 )
 
 // commands lists ferry's subcommands in the order help shows them. To add one, write a
-// cmd_<name>.go with a func(*app) *cobra.Command and add it here, in its group. (The
-// periodic package's `ferry cron` belongs in the "Jobs" group.)
+// cmd_<name>.go with a func(*app) *cobra.Command and add it here, in its group.
 var commands = []struct {
 	group string
 	new   func(*app) *cobra.Command
@@ -26,6 +25,7 @@ var commands = []struct {
 	{"look", newSetListCmd(setDead)},
 	{"look", newSetListCmd(setScheduled)},
 	{"look", newWatchCmd},
+	{"look", newCronCmd},
 	{"act", newActionCmd(actRetry)},
 	{"act", newActionCmd(actDelete)},
 	{"act", newActionCmd(actKill)},
