@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ferryhq/ferry/internal/logcap"
 	"github.com/ferryhq/ferry/sidekiq"
 )
 
@@ -176,8 +177,8 @@ func (g *GuardMiddleware) InterceptPush(ctx context.Context, job *sidekiq.Job, n
 	switch mode {
 	case GuardDisabled:
 	case GuardWarn:
-		g.log.Warn("job pushed inside a database transaction", zap.String("class", class), zap.String("jid", job.JID),
-			zap.String("hint", err.Error()))
+		g.log.Warn("job pushed inside a database transaction", logcap.String("class", class), logcap.String("jid", job.JID),
+			logcap.String("hint", err.Error()))
 	case GuardStderr:
 		fmt.Fprintf(g.w, "WARNING: %s\n", err.Error())
 	default:

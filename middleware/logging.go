@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ferryhq/ferry/internal/logcap"
 	"github.com/ferryhq/ferry/sidekiq"
 )
 
@@ -48,7 +49,7 @@ func Logging(log *zap.Logger) *LogMiddleware {
 
 // InterceptRun implements sidekiq.RunMiddleware.
 func (m *LogMiddleware) InterceptRun(ctx context.Context, job *sidekiq.Job, next func(context.Context) error) error {
-	l := m.log.With(zap.String("jid", job.JID), zap.String("class", job.HandlerName()), zap.String("queue", job.Queue))
+	l := m.log.With(logcap.String("jid", job.JID), logcap.String("class", job.HandlerName()), logcap.String("queue", job.Queue))
 	ctx = context.WithValue(ctx, loggerKey{}, l)
 	ctx, st := withRunState(ctx)
 	l.Info("job start")
@@ -65,9 +66,9 @@ func (m *LogMiddleware) InterceptRun(ctx context.Context, job *sidekiq.Job, next
 		m.failed.Add(1)
 	}
 	if err != nil && outcome != OutcomeRescheduled {
-		l.Warn("job end", zap.String("outcome", outcome), zap.Duration("duration", d), zap.Error(err))
+		l.Warn("job end", zap.String("outcome", outcome), zap.Duration("duration", d), logcap.Error(err))
 	} else {
-		l.Info("job end", zap.String("outcome", outcome), zap.Duration("duration", d), zap.Error(err))
+		l.Info("job end", zap.String("outcome", outcome), zap.Duration("duration", d), logcap.Error(err))
 	}
 	return err
 }
