@@ -31,33 +31,38 @@ import (
 //	KEYS[n+1]         the in-flight hash
 //	KEYS[n+2]         the in-flight index
 //	KEYS[n+3]         the fence
-//	ARGV[1]           how many jobs to take at most
+//	ARGV[1]           how many jobs to take at most (w)
 //	ARGV[2]           how many payload bytes to take at most (at least one job is taken)
-//	ARGV[3]           seq base: the k-th job taken gets field (base+k)..":"..queue name
+//	ARGV[3]           seq base (the fence compares it)
 //	ARGV[4]           the index value (this process's identity)
 //	ARGV[5..n+4]      how many more jobs each queue may give (-1 = no cap)
 //	ARGV[n+5..2n+4]   each queue's name, for the fields
-//	ARGV[2n+5..]      optional, weighted mode: for each job slot, the queue (1-based)
+//	ARGV[2n+5..2n+4+w] the seqs base+1..base+w as decimal text: the k-th job taken gets
+//	                  field ARGV[2n+4+k]..":"..queue name (passed in, so that no number
+//	                  is formatted in Lua, which costs Redis a printf per job)
+//	ARGV[2n+5+w..]    optional, weighted mode: for each job slot, the queue (1-based)
 //	                  drawn for it; each queue first gets the slots drawn for it, and slots
 //	                  left over (a queue ran dry) go to the queues in KEYS order
 //
-// Returns a flat array: queue index (1-based), payload, queue index, payload, ... The k-th
-// pair's field is (base+k)..":"..name. Jobs are taken from the tail (Sidekiq pushes with
-// LPUSH and pops with BRPOP), oldest first.
+// Returns {r, q1, c1, ..., qr, cr, payload, payload, ...}: r runs of c jobs taken from queue
+// q (1-based, in KEYS order), then the payloads in the order taken. The k-th payload's field
+// is (base+k)..":"..name. Jobs are taken from the tail (Sidekiq pushes with LPUSH and pops
+// with BRPOP), oldest first.
 const fetchLua = `
 local n = #KEYS - 3
 local want = tonumber(ARGV[1])
 local budget = tonumber(ARGV[2])
 local seq = tonumber(ARGV[3])
 local fence = redis.call('GET', KEYS[n + 3])
-if fence and seq < tonumber(fence) then return {} end
+if fence and seq < tonumber(fence) then return {0} end
+local seqAt = 2 * n + 4
 local allow, suffix = {}, {}
 for i = 1, n do
   allow[i] = tonumber(ARGV[4 + i])
   suffix[i] = ':' .. ARGV[4 + n + i]
 end
-local out, fields = {}, {}
-local taken, nout, nfields, bytes = 0, 0, 0, 0
+local jobsOut, fields, runs = {}, {}, {}
+local taken, nfields, bytes = 0, 0, 0
 local function take(i, k)
   if k <= 0 or allow[i] == 0 or bytes >= budget then return 0 end
   if allow[i] > 0 and k > allow[i] then k = allow[i] end
@@ -78,12 +83,14 @@ local function take(i, k)
     bytes = bytes + size
     got = got + 1
     taken = taken + 1
-    out[nout + 1] = i
-    out[nout + 2] = job
-    nout = nout + 2
-    fields[nfields + 1] = (seq + taken) .. sfx
+    jobsOut[taken] = job
+    fields[nfields + 1] = ARGV[seqAt + taken] .. sfx
     fields[nfields + 2] = job
     nfields = nfields + 2
+  end
+  if got > 0 then
+    runs[#runs + 1] = i
+    runs[#runs + 1] = got
   end
   if got < k then
     allow[i] = 0
@@ -93,9 +100,9 @@ local function take(i, k)
   return got
 end
 local left = want
-if #ARGV > 4 + 2 * n then
+if #ARGV > seqAt + want then
   local quota = {}
-  for s = 2 * n + 5, #ARGV do
+  for s = seqAt + want + 1, #ARGV do
     local q = tonumber(ARGV[s])
     quota[q] = (quota[q] or 0) + 1
   end
@@ -107,10 +114,13 @@ for i = 1, n do
   if left <= 0 or bytes >= budget then break end
   left = left - take(i, left)
 end
-if nfields > 0 then
-  redis.call('HSET', KEYS[n + 1], unpack(fields))
-  redis.call('HSET', KEYS[n + 2], KEYS[n + 1], ARGV[4])
-end
+if taken == 0 then return {0} end
+redis.call('HSET', KEYS[n + 1], unpack(fields))
+redis.call('HSET', KEYS[n + 2], KEYS[n + 1], ARGV[4])
+local out = {#runs / 2}
+for r = 1, #runs do out[r + 1] = runs[r] end
+local base = #runs + 1
+for j = 1, taken do out[base + j] = jobsOut[j] end
 return out
 `
 

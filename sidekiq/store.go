@@ -73,13 +73,16 @@ func (st *store) fetch(ctx context.Context, r fetchRequest) ([]*unit, error) {
 	for p, i := range r.order {
 		pos[i] = p + 1
 	}
-	args := make([]any, 0, 4+2*n+len(r.picks))
+	args := make([]any, 0, 4+2*n+r.want+len(r.picks))
 	args = append(args, r.want, r.budget, r.base, st.identity)
 	for _, i := range r.order {
 		args = append(args, r.allow[i])
 	}
 	for _, i := range r.order {
 		args = append(args, st.names[i])
+	}
+	for k := 1; k <= r.want; k++ {
+		args = append(args, strconv.FormatUint(r.base+uint64(k), 10))
 	}
 	for _, q := range r.picks {
 		args = append(args, pos[q])
@@ -91,16 +94,36 @@ func (st *store) fetch(ctx context.Context, r fetchRequest) ([]*unit, error) {
 		}
 		return nil, err
 	}
-	out := make([]*unit, 0, len(res)/2)
-	for k := 0; k+1 < len(res); k += 2 {
-		p, _ := res[k].(int64)
-		raw, _ := res[k+1].(string)
-		if p < 1 || int(p) > n {
-			return out, fmt.Errorf("sidekiq: fetch: unexpected reply")
+	return parseFetch(res, r.order, r.base, st.names)
+}
+
+// parseFetch reads fetchLua's reply into units.
+func parseFetch(res []any, order []int, base uint64, names []string) ([]*unit, error) {
+	bad := errors.New("sidekiq: fetch: unexpected reply")
+	if len(res) == 0 {
+		return nil, bad
+	}
+	runs, _ := res[0].(int64)
+	if runs < 0 || int(1+2*runs) > len(res) {
+		return nil, bad
+	}
+	payloads := res[1+2*runs:]
+	out := make([]*unit, 0, len(payloads))
+	for r := 0; r < int(runs); r++ {
+		p, _ := res[1+2*r].(int64)
+		c, _ := res[2+2*r].(int64)
+		if p < 1 || int(p) > len(order) || c < 0 || len(out)+int(c) > len(payloads) {
+			return out, bad
 		}
-		q := r.order[p-1]
-		seq := r.base + uint64(len(out)) + 1
-		out = append(out, &unit{seq: seq, field: fieldFor(seq, st.names[q]), q: q, raw: raw})
+		q := order[p-1]
+		for j := 0; j < int(c); j++ {
+			raw, _ := payloads[len(out)].(string)
+			seq := base + uint64(len(out)) + 1
+			out = append(out, &unit{seq: seq, field: fieldFor(seq, names[q]), q: q, raw: raw})
+		}
+	}
+	if len(out) != len(payloads) {
+		return out, bad
 	}
 	return out, nil
 }
