@@ -163,7 +163,7 @@ func (a *API) Apply(ctx context.Context, action Action, set SetName, f *Filter) 
 // those it moved and those already gone (it counts both in res); entries it left in place
 // (a retry of a payload that is not a job) are not among them.
 func (a *API) act(ctx context.Context, action Action, set SetName, page []*Entry, matched []int, res *Result) ([]int, error) {
-	key := a.keys.set(string(set))
+	key := a.keys.Set(string(set))
 	var (
 		tried []int // page indexes sent to Redis, in order
 		moved []any
@@ -201,9 +201,9 @@ func (a *API) act(ctx context.Context, action Action, set SetName, page []*Entry
 			args = append(args, page[i].Value)
 		}
 		tried = matched
-		moved, err = killScript.Run(ctx, a.rdb, []string{key, a.keys.dead()}, args...).Slice()
+		moved, err = killScript.Run(ctx, a.rdb, []string{key, a.keys.Dead()}, args...).Slice()
 	case ActionRetry:
-		keys := []string{key, a.keys.queues()}
+		keys := []string{key, a.keys.Queues()}
 		var args []any
 		for _, i := range matched {
 			e := page[i]
@@ -213,7 +213,7 @@ func (a *API) act(ctx context.Context, action Action, set SetName, page []*Entry
 				continue
 			}
 			tried = append(tried, i)
-			keys = append(keys, a.keys.queue(queue))
+			keys = append(keys, a.keys.Queue(queue))
 			args = append(args, e.Value, payload, queue)
 		}
 		if len(tried) == 0 {

@@ -73,7 +73,7 @@ var processFields = []string{"info", "concurrency", "busy", "beat", "quiet", "rs
 // ProcessSet#each: members of the processes set whose hash has expired (a process that
 // died in the last minute) are left out. It changes nothing; see CleanupProcesses.
 func (a *API) Processes(ctx context.Context) ([]Process, error) {
-	ids, err := a.rdb.SMembers(ctx, a.keys.processes()).Result()
+	ids, err := a.rdb.SMembers(ctx, a.keys.Processes()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("api: reading the processes set: %w", err)
 	}
@@ -84,7 +84,7 @@ func (a *API) Processes(ctx context.Context) ([]Process, error) {
 	cmds := make([]*redis.SliceCmd, len(ids))
 	_, err = a.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.HMGet(ctx, a.keys.process(id), processFields...)
+			cmds[i] = p.HMGet(ctx, a.keys.Process(id), processFields...)
 		}
 		return nil
 	})
@@ -126,8 +126,8 @@ func (a *API) Process(ctx context.Context, identity string) (*Process, error) {
 	var member *redis.BoolCmd
 	var fields *redis.SliceCmd
 	_, err := a.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		member = p.SIsMember(ctx, a.keys.processes(), identity)
-		fields = p.HMGet(ctx, a.keys.process(identity), processFields...)
+		member = p.SIsMember(ctx, a.keys.Processes(), identity)
+		fields = p.HMGet(ctx, a.keys.Process(identity), processFields...)
 		return nil
 	})
 	if err != nil {
@@ -323,7 +323,7 @@ func (a *API) signalChecked(ctx context.Context, identity, sig string) error {
 // MULTI/EXEC, exactly as Ruby's Process#signal; it does not check that the process
 // exists.
 func (a *API) Signal(ctx context.Context, identity, sig string) error {
-	key := a.keys.signals(identity)
+	key := a.keys.Signals(identity)
 	_, err := a.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.LPush(ctx, key, sig)
 		p.Expire(ctx, key, 60*time.Second)
@@ -341,21 +341,21 @@ func (a *API) Signal(ctx context.Context, identity, sig string) error {
 // within that minute removes nothing and returns 0). The Web UI does this whenever it
 // lists processes; reading here never does.
 func (a *API) CleanupProcesses(ctx context.Context) (int, error) {
-	ok, err := a.rdb.SetNX(ctx, a.keys.processCleanup(), "1", 60*time.Second).Result()
+	ok, err := a.rdb.SetNX(ctx, a.keys.ProcessCleanup(), "1", 60*time.Second).Result()
 	if err != nil {
 		return 0, fmt.Errorf("api: process cleanup lock: %w", err)
 	}
 	if !ok {
 		return 0, nil
 	}
-	ids, err := a.rdb.SMembers(ctx, a.keys.processes()).Result()
+	ids, err := a.rdb.SMembers(ctx, a.keys.Processes()).Result()
 	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
 	cmds := make([]*redis.StringCmd, len(ids))
 	_, err = a.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.HGet(ctx, a.keys.process(id), "info")
+			cmds[i] = p.HGet(ctx, a.keys.Process(id), "info")
 		}
 		return nil
 	})
@@ -371,7 +371,7 @@ func (a *API) CleanupProcesses(ctx context.Context) (int, error) {
 	if len(prune) == 0 {
 		return 0, nil
 	}
-	n, err := a.rdb.SRem(ctx, a.keys.processes(), prune...).Result()
+	n, err := a.rdb.SRem(ctx, a.keys.Processes(), prune...).Result()
 	if err != nil {
 		return 0, fmt.Errorf("api: process cleanup: %w", err)
 	}

@@ -36,7 +36,7 @@ func (a *API) EachInQueue(ctx context.Context, name string, f *Filter, fn func(*
 // on each page; entries fn reports removed no longer count towards the offset of the
 // next page.
 func (a *API) queuePages(ctx context.Context, name string, fn pageFunc) error {
-	key := a.keys.queue(name)
+	key := a.keys.Queue(name)
 	size, err := a.rdb.LLen(ctx, key).Result()
 	if err != nil {
 		return fmt.Errorf("api: size of queue %s: %w", name, err)
@@ -90,7 +90,7 @@ func (a *API) DeleteFromQueue(ctx context.Context, name string, f *Filter) (*Res
 	res := &Result{}
 	found := map[string]bool{}
 	now := a.now()
-	key := a.keys.queue(name)
+	key := a.keys.Queue(name)
 	err := a.queuePages(ctx, name, func(page []*Entry) ([]bool, error) {
 		var matched []int
 		for i, e := range page {
@@ -140,8 +140,8 @@ func (a *API) DeleteFromQueue(ctx context.Context, name string, f *Filter) (*Res
 // Ruby's Queue#clear.
 func (a *API) ClearQueue(ctx context.Context, name string) error {
 	_, err := a.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Unlink(ctx, a.keys.queue(name))
-		p.SRem(ctx, a.keys.queues(), name)
+		p.Unlink(ctx, a.keys.Queue(name))
+		p.SRem(ctx, a.keys.Queues(), name)
 		return nil
 	})
 	if err != nil {

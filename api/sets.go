@@ -56,7 +56,7 @@ func (a *API) Size(ctx context.Context, set SetName) (int64, error) {
 	if err := set.check(); err != nil {
 		return 0, err
 	}
-	n, err := a.rdb.ZCard(ctx, a.keys.set(string(set))).Result()
+	n, err := a.rdb.ZCard(ctx, a.keys.Set(string(set))).Result()
 	if err != nil {
 		return 0, fmt.Errorf("api: size of %s: %w", set, err)
 	}
@@ -128,7 +128,7 @@ type pageFunc func(page []*Entry) (removed []bool, err error)
 // them. An ascending walk stops at the highest score the set had when it began, so jobs
 // that keep failing into the retry set cannot keep it going.
 func (a *API) pages(ctx context.Context, set SetName, desc bool, fn pageFunc) error {
-	key := a.keys.set(string(set))
+	key := a.keys.Set(string(set))
 	bound := "+inf"
 	if !desc {
 		last, err := a.rdb.ZRangeWithScores(ctx, key, -1, -1).Result()
@@ -207,7 +207,7 @@ func memberString(m any) string {
 // the pattern; fn sees every entry whose payload contains the jid, so it must still
 // check the jid itself (Filter.Match does).
 func (a *API) scanJIDs(ctx context.Context, set SetName, jids []string, fn pageFunc) (notFound []string, err error) {
-	key := a.keys.set(string(set))
+	key := a.keys.Set(string(set))
 	for _, jid := range dedupe(jids) {
 		found := false
 		seen := map[string]bool{}

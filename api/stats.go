@@ -66,14 +66,14 @@ func (a *API) Stats(ctx context.Context) (*Stats, error) {
 		defaultOldest         *redis.StringCmd
 	)
 	_, err := a.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		processed = p.Get(ctx, k.stat("processed"))
-		failed = p.Get(ctx, k.stat("failed"))
-		sched = p.ZCard(ctx, k.set("schedule"))
-		retries = p.ZCard(ctx, k.set("retry"))
-		dead = p.ZCard(ctx, k.dead())
-		procNames = p.SMembers(ctx, k.processes())
-		queueNames = p.SMembers(ctx, k.queues())
-		defaultOldest = p.LIndex(ctx, k.queue("default"), -1)
+		processed = p.Get(ctx, k.Stat("processed"))
+		failed = p.Get(ctx, k.Stat("failed"))
+		sched = p.ZCard(ctx, k.Set("schedule"))
+		retries = p.ZCard(ctx, k.Set("retry"))
+		dead = p.ZCard(ctx, k.Dead())
+		procNames = p.SMembers(ctx, k.Processes())
+		queueNames = p.SMembers(ctx, k.Queues())
+		defaultOldest = p.LIndex(ctx, k.Queue("default"), -1)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -98,7 +98,7 @@ func (a *API) Stats(ctx context.Context) (*Stats, error) {
 	if len(procs)+len(queues) > 0 {
 		_, err = a.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, id := range procs {
-				busy = append(busy, p.HGet(ctx, k.process(id), "busy"))
+				busy = append(busy, p.HGet(ctx, k.Process(id), "busy"))
 			}
 			summary = a.queueSummaryCmds(ctx, p, queues)
 			return nil
@@ -135,9 +135,9 @@ func (a *API) queueSummaryCmds(ctx context.Context, p redis.Pipeliner, names []s
 	for i, q := range names {
 		out[i] = queueCmds{
 			name:   q,
-			size:   p.LLen(ctx, a.keys.queue(q)),
-			oldest: p.LIndex(ctx, a.keys.queue(q), -1),
-			paused: p.SIsMember(ctx, a.keys.paused(), q),
+			size:   p.LLen(ctx, a.keys.Queue(q)),
+			oldest: p.LIndex(ctx, a.keys.Queue(q), -1),
+			paused: p.SIsMember(ctx, a.keys.Paused(), q),
 		}
 	}
 	return out
@@ -165,7 +165,7 @@ func queueStats(now time.Time, cmds []queueCmds) []QueueStat {
 // Queues lists every queue in the queues set with its size, latency and paused flag, in
 // two round trips, sorted by name (Ruby's Sidekiq::Queue.all order).
 func (a *API) Queues(ctx context.Context) ([]QueueStat, error) {
-	names, err := a.rdb.SMembers(ctx, a.keys.queues()).Result()
+	names, err := a.rdb.SMembers(ctx, a.keys.Queues()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("api: reading the queues set: %w", err)
 	}
@@ -205,8 +205,8 @@ func (a *API) QueueExists(ctx context.Context, name string) (bool, error) {
 	var member *redis.BoolCmd
 	var size *redis.IntCmd
 	_, err := a.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		member = p.SIsMember(ctx, a.keys.queues(), name)
-		size = p.LLen(ctx, a.keys.queue(name))
+		member = p.SIsMember(ctx, a.keys.Queues(), name)
+		size = p.LLen(ctx, a.keys.Queue(name))
 		return nil
 	})
 	if err != nil {
@@ -262,8 +262,8 @@ func (a *API) History(ctx context.Context, days int, end time.Time) ([]DayStat, 
 		for i := range out {
 			d := day.AddDate(0, 0, -i)
 			out[i].Date = d.Format("2006-01-02")
-			procCmds[i] = p.Get(ctx, a.keys.statOn("processed", d))
-			failCmds[i] = p.Get(ctx, a.keys.statOn("failed", d))
+			procCmds[i] = p.Get(ctx, a.keys.StatOn("processed", d))
+			failCmds[i] = p.Get(ctx, a.keys.StatOn("failed", d))
 		}
 		return nil
 	})

@@ -36,7 +36,7 @@ type Work struct {
 // process whose heartbeat has expired are left out, as 6.x does. The data is as fresh as
 // the last heartbeat (5 to 10 s).
 func (a *API) Workers(ctx context.Context) ([]Work, error) {
-	ids, err := a.rdb.SMembers(ctx, a.keys.processes()).Result()
+	ids, err := a.rdb.SMembers(ctx, a.keys.Processes()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("api: reading the processes set: %w", err)
 	}
@@ -52,9 +52,9 @@ func (a *API) Workers(ctx context.Context) ([]Work, error) {
 	_, err = a.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
 			cs[i] = cmds{
-				alive:   p.Exists(ctx, a.keys.process(id)),
-				work:    p.HGetAll(ctx, a.keys.work(id)),
-				workers: p.HGetAll(ctx, a.keys.workers(id)),
+				alive:   p.Exists(ctx, a.keys.Process(id)),
+				work:    p.HGetAll(ctx, a.keys.Work(id)),
+				workers: p.HGetAll(ctx, a.keys.Workers(id)),
 			}
 		}
 		return nil

@@ -342,11 +342,11 @@ func (c *Client) write(ctx context.Context, jobs []*Job, runAt time.Time) (held 
 			}
 		}
 		if len(members) > 0 {
-			p.ZAdd(ctx, c.keys.schedule(), members...)
+			p.ZAdd(ctx, c.keys.Schedule(), members...)
 		}
 		for _, q := range order {
-			p.SAdd(ctx, c.keys.queues(), q)
-			p.LPush(ctx, c.keys.queue(q), byQueue[q]...)
+			p.SAdd(ctx, c.keys.Queues(), q)
+			p.LPush(ctx, c.keys.Queue(q), byQueue[q]...)
 		}
 		return nil
 	})

@@ -211,7 +211,7 @@ func appendMetrics(ctx context.Context, p redis.Pipeliner, keys keyspace, classe
 		if c.succeeded == 0 {
 			continue
 		}
-		key := keys.key(histogramKey(class, now, f))
+		key := keys.Key(histogramKey(class, now, f))
 		args := make([]any, 0, 2+4*metricsHistogramSize)
 		args = append(args, "OVERFLOW", "SAT")
 		for i, n := range c.hist {
@@ -231,7 +231,7 @@ func appendMetrics(ctx context.Context, p redis.Pipeliner, keys keyspace, classe
 		buckets = []bucket{{tenMinuteBucketKey(now), metricsMidTTL}, buckets[0]}
 	}
 	for _, b := range buckets {
-		key := keys.key(b.key)
+		key := keys.Key(b.key)
 		for class, c := range classes {
 			if c.succeeded > 0 {
 				p.HIncrBy(ctx, key, class+"|ms", c.ms)

@@ -67,12 +67,12 @@ func (c *Client) guardArgs(j *Job, payload []byte, runAt time.Time, score float6
 	args := make([]any, 0, 4+2*len(j.guards))
 	at := ""
 	if runAt.IsZero() {
-		keys = append(keys, c.keys.queue(j.Queue))
+		keys = append(keys, c.keys.Queue(j.Queue))
 	} else {
-		keys = append(keys, c.keys.schedule())
+		keys = append(keys, c.keys.Schedule())
 		at = strconv.FormatFloat(score, 'f', -1, 64)
 	}
-	keys = append(keys, c.keys.queues())
+	keys = append(keys, c.keys.Queues())
 	args = append(args, payload, j.Queue, at, j.JID)
 	for _, g := range j.guards {
 		flags := ""
@@ -82,7 +82,7 @@ func (c *Client) guardArgs(j *Job, payload []byte, runAt time.Time, score float6
 		if g.Replace {
 			flags += "x"
 		}
-		keys = append(keys, c.keys.key(g.Key))
+		keys = append(keys, c.keys.Key(g.Key))
 		args = append(args, g.TTL.Milliseconds(), flags)
 	}
 	return keys, args

@@ -59,7 +59,7 @@ func (s *scheduler) loop(ctx context.Context) {
 			return // a quiet process stops polling, as Sidekiq's does
 		case <-time.After(wait):
 		}
-		for _, set := range []string{s.keys.retry(), s.keys.schedule()} {
+		for _, set := range []string{s.keys.Retry(), s.keys.Schedule()} {
 			if _, err := s.enqueueDue(ctx, set); err != nil && ctx.Err() == nil {
 				s.obs.redisError("schedule", err)
 				s.log.Warn("moving due jobs failed", zap.String("set", set), logcap.Error(err))
@@ -116,7 +116,7 @@ func (s *scheduler) enqueueDue(ctx context.Context, set string) (int, error) {
 			job.EnqueuedAt = now
 			k, ok := dest[job.Queue]
 			if !ok {
-				queueKeys = append(queueKeys, s.keys.queue(job.Queue))
+				queueKeys = append(queueKeys, s.keys.Queue(job.Queue))
 				k = len(queueKeys)
 				dest[job.Queue] = k
 			}

@@ -41,13 +41,13 @@ func (st *stats) giveBack(processed, failed int64) {
 // queueStats adds the counts to a pipeline.
 func queueStats(ctx context.Context, p redis.Pipeliner, k keyspace, now time.Time, processed, failed int64) {
 	if processed > 0 {
-		p.IncrBy(ctx, k.statProcessed(), processed)
-		p.IncrBy(ctx, k.statProcessedOn(now), processed)
-		p.Expire(ctx, k.statProcessedOn(now), statsTTL)
+		p.IncrBy(ctx, k.Stat("processed"), processed)
+		p.IncrBy(ctx, k.StatOn("processed", now), processed)
+		p.Expire(ctx, k.StatOn("processed", now), statsTTL)
 	}
 	if failed > 0 {
-		p.IncrBy(ctx, k.statFailed(), failed)
-		p.IncrBy(ctx, k.statFailedOn(now), failed)
-		p.Expire(ctx, k.statFailedOn(now), statsTTL)
+		p.IncrBy(ctx, k.Stat("failed"), failed)
+		p.IncrBy(ctx, k.StatOn("failed", now), failed)
+		p.Expire(ctx, k.StatOn("failed", now), statsTTL)
 	}
 }

@@ -46,7 +46,7 @@ func newStore(rdb redis.UniversalClient, keys keyspace, identity string, specs [
 	st := &store{rdb: rdb, keys: keys, identity: identity, inflight: keys.inflight(identity)}
 	for _, q := range specs {
 		st.names = append(st.names, q.name)
-		st.qkeys = append(st.qkeys, keys.queue(q.name))
+		st.qkeys = append(st.qkeys, keys.Queue(q.name))
 	}
 	return st
 }
@@ -193,7 +193,7 @@ func (st *store) writeOutcomes(ctx context.Context, ws []outcomeWrite, deadBefor
 	for _, w := range ws {
 		args = append(args, w.field, string(w.target), formatScore(w.at), w.payload)
 	}
-	keys := []string{st.inflight, st.keys.retry(), st.keys.schedule(), st.keys.dead()}
+	keys := []string{st.inflight, st.keys.Retry(), st.keys.Schedule(), st.keys.Dead()}
 	return outcomeScript.run(ctx, st.rdb, keys, args...).Err()
 }
 
@@ -250,7 +250,7 @@ func (st *store) recoverHash(ctx context.Context, hash, owner string, own bool) 
 			return 0, err
 		}
 		seen := map[string]bool{}
-		keys := []string{hash, st.keys.inflightIndex(), st.keys.process(owner)}
+		keys := []string{hash, st.keys.inflightIndex(), st.keys.Process(owner)}
 		mode := "dead"
 		if own {
 			mode = "own"
@@ -263,7 +263,7 @@ func (st *store) recoverHash(ctx context.Context, hash, owner string, own bool) 
 			}
 			if !seen[q] {
 				seen[q] = true
-				keys = append(keys, st.keys.queue(q))
+				keys = append(keys, st.keys.Queue(q))
 				args = append(args, q)
 			}
 		}
@@ -314,7 +314,7 @@ func (st *store) inflightOwners(ctx context.Context) ([]deadOwner, error) {
 func (st *store) recoverOwner(ctx context.Context, o deadOwner) (int, error) {
 	if o.legacy {
 		return recoverListScript.run(ctx, st.rdb,
-			[]string{o.key, st.keys.queue(o.queue), st.keys.legacyIndex(), st.keys.process(o.identity)},
+			[]string{o.key, st.keys.Queue(o.queue), st.keys.legacyIndex(), st.keys.Process(o.identity)},
 			o.key).Int()
 	}
 	return st.recoverHash(ctx, o.key, o.identity, false)
@@ -351,13 +351,13 @@ func (st *store) dueMembers(ctx context.Context, set string, now time.Time, n in
 
 // promote runs promoteLua with the destination queues' keys.
 func (st *store) promote(ctx context.Context, set string, queueKeys []string, args []any) (int, error) {
-	keys := append([]string{set, st.keys.queues(), st.keys.dead()}, queueKeys...)
+	keys := append([]string{set, st.keys.Queues(), st.keys.Dead()}, queueKeys...)
 	return promoteScript.run(ctx, st.rdb, keys, args...).Int()
 }
 
 // processCount is how many processes are registered.
 func (st *store) processCount(ctx context.Context) (int64, error) {
-	return st.rdb.SCard(ctx, st.keys.processes()).Result()
+	return st.rdb.SCard(ctx, st.keys.Processes()).Result()
 }
 
 // ping measures the round trip.
@@ -389,7 +389,7 @@ func (st *store) beat(ctx context.Context, b *beatWrite) (string, error) {
 	var signal *redis.StringCmd
 	_, err := st.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		queueStats(ctx, p, st.keys, b.now, b.processed, b.failed)
-		for _, key := range []string{st.keys.work(st.identity), st.keys.workers(st.identity)} {
+		for _, key := range []string{st.keys.Work(st.identity), st.keys.Workers(st.identity)} {
 			if b.workFull {
 				p.Del(ctx, key)
 			} else if len(b.workDel) > 0 {
@@ -405,8 +405,8 @@ func (st *store) beat(ctx context.Context, b *beatWrite) (string, error) {
 		if b.extra != nil {
 			b.extra(ctx, p)
 		}
-		p.SAdd(ctx, st.keys.processes(), st.identity)
-		p.HSet(ctx, st.keys.process(st.identity),
+		p.SAdd(ctx, st.keys.Processes(), st.identity)
+		p.HSet(ctx, st.keys.Process(st.identity),
 			"info", b.info,
 			"busy", b.busy,
 			"beat", string(jsonwire.AppendFloat(nil, epochSeconds(b.now))),
@@ -415,9 +415,9 @@ func (st *store) beat(ctx context.Context, b *beatWrite) (string, error) {
 			"rtt_us", b.rtt.Microseconds(),
 			"concurrency", b.concurrency,
 		)
-		p.Expire(ctx, st.keys.process(st.identity), b.ttl)
+		p.Expire(ctx, st.keys.Process(st.identity), b.ttl)
 		p.HSet(ctx, st.keys.inflightIndex(), st.inflight, st.identity)
-		signal = redis.NewStringCmd(ctx, "rpop", st.keys.signals(st.identity))
+		signal = redis.NewStringCmd(ctx, "rpop", st.keys.Signals(st.identity))
 		return p.Process(ctx, noRetryString{signal})
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -440,9 +440,9 @@ func (st *store) flushMetrics(ctx context.Context, m *execMetrics, now time.Time
 // set, running jobs deleted. The process hash expires by itself, as Sidekiq leaves it.
 func (st *store) clearProcess(ctx context.Context) error {
 	_, err := st.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SRem(ctx, st.keys.processes(), st.identity)
-		p.Del(ctx, st.keys.work(st.identity), st.keys.workers(st.identity), st.keys.fence(st.identity))
-		p.HSet(ctx, st.keys.process(st.identity), "quiet", "true", "busy", 0)
+		p.SRem(ctx, st.keys.Processes(), st.identity)
+		p.Del(ctx, st.keys.Work(st.identity), st.keys.Workers(st.identity), st.keys.fence(st.identity))
+		p.HSet(ctx, st.keys.Process(st.identity), "quiet", "true", "busy", 0)
 		return nil
 	})
 	return err
@@ -451,8 +451,8 @@ func (st *store) clearProcess(ctx context.Context) error {
 // unregister removes the process record outright: a start that failed.
 func (st *store) unregister(ctx context.Context) error {
 	_, err := st.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SRem(ctx, st.keys.processes(), st.identity)
-		p.Del(ctx, st.keys.process(st.identity), st.keys.work(st.identity), st.keys.workers(st.identity))
+		p.SRem(ctx, st.keys.Processes(), st.identity)
+		p.Del(ctx, st.keys.Process(st.identity), st.keys.Work(st.identity), st.keys.Workers(st.identity))
 		return nil
 	})
 	return err
