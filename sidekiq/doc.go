@@ -54,7 +54,7 @@
 //	component   state it owns                            goroutines
 //	store       the keyspace, every Lua script, every    none (called by the others)
 //	            Redis call (store.go, scripts.go,
-//	            keys.go)
+//	            keys.go on internal/sidekeys)
 //	register    the jobs this process holds, by field;   none (called by the others)
 //	            running jobs by worker; free slots and
 //	            bytes waiting (inflight.go)
