@@ -51,6 +51,9 @@ func TestChaos(t *testing.T) {
 
 	t.Setenv("CHAOS_LEDGER_URL", ledgerDB.URL)
 	ruby := testsuite.StartSidekiq(t, red.URL(), rubyJobs, "-q", rubyQueue, "-c", "5")
+	// Sidekiq 6.4.1 exits when Redis refuses it while booting, so the faults (the first may
+	// restart Redis) wait until it has booted and registered itself.
+	waitRubyRegistered(t, direct, ruby)
 
 	fleet := make([]*workerProc, goWorkers)
 	t.Cleanup(func() {
@@ -287,4 +290,33 @@ func observe(ctx context.Context, rdb, ledger redis.UniversalClient) (*snapshot,
 		return nil, nil, err
 	}
 	return s, l, nil
+}
+
+// rubyBootDeadline bounds how long the Ruby process may take to boot (slow on a loaded
+// machine).
+const rubyBootDeadline = 2 * time.Minute
+
+// waitRubyRegistered waits until the Ruby sidekiq process has written its process record,
+// which Sidekiq does once it has booted and connected. It fails the test if the process
+// exits first or does not register within rubyBootDeadline.
+func waitRubyRegistered(t *testing.T, rdb *redis.Client, ruby *testsuite.SidekiqProcess) {
+	t.Helper()
+	deadline := time.NewTimer(rubyBootDeadline)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n, err := rdb.SCard(context.Background(), "processes").Result()
+		if err == nil && n > 0 {
+			return
+		}
+		select {
+		case <-ruby.Done():
+			t.Fatalf("the Ruby sidekiq process exited while booting:\n%s", ruby.Output())
+		case <-deadline.C:
+			t.Fatalf("the Ruby sidekiq process did not register within %v (last error: %v):\n%s",
+				rubyBootDeadline, err, ruby.Output())
+		case <-tick.C:
+		}
+	}
 }
