@@ -51,7 +51,8 @@ type Stats struct {
 	// Published is how many delayed events (PublishAt, Ruby's publish_at) were published
 	// when they came due.
 	Published int64
-	// Heartbeats is how many heartbeat_minutes events this process published.
+	// Heartbeats is how many heartbeat_minutes events this process published and recorded
+	// as published (bus:heartbeat:timestamp).
 	Heartbeats int64
 	// Ridden is how many subscriber runs started; Failed how many of them returned an
 	// error (their jobs are retried).

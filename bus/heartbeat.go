@@ -60,10 +60,10 @@ func (b *Bus) heartbeat(ctx context.Context) (int, error) {
 			return published, err
 		}
 		published++
-		b.stats.heartbeats.Add(1)
 		if err := b.rdb.Set(ctx, b.keys.heartbeatTime(), minutes, 0).Err(); err != nil {
 			return published, err
 		}
+		b.stats.heartbeats.Add(1) // counted once its minute is recorded, as Stats says
 	}
 	if err := b.rdb.Del(ctx, b.keys.heartbeatLock()).Err(); err != nil {
 		return published, err
