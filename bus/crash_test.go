@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -109,29 +107,11 @@ func TestDriverSIGKILL(t *testing.T) {
 	}
 
 	raw, _ := json.Marshal(busCrashSpec{URL: db.URL, ProcessTTL: processTTL, FreezeAt: 40})
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBusDriver$", "-test.count=1", "-test.timeout=2m")
-	cmd.Env = append(os.Environ(), busCrashEnv+"="+string(raw))
-	out := &testsuite.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("driver process output:\n%s", out.String())
-		}
-	})
+	child := testsuite.StartHelperProcess(t, "driver process", "TestHelperBusDriver", busCrashEnv+"="+string(raw))
 	testutil.Eventually(t, 60*time.Second, "every worker of the driver process to freeze after a fan-out", func() bool {
 		return db.Client.LLen(ctx, crashFrozen).Val() == 4
 	})
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-exited
+	child.Kill(t)
 	frozen, err := db.Client.LRange(ctx, crashFrozen, 0, -1).Result()
 	if err != nil {
 		t.Fatal(err)

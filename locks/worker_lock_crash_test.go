@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -92,22 +90,7 @@ func TestWorkerLockSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(lockWorkerSpec{URL: db.URL, Lease: lease, ProcessTTL: processTTL})
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperLockWorker$", "-test.count=1", "-test.timeout=2m")
-	cmd.Env = append(os.Environ(), lockHelperEnv+"="+string(raw))
-	out := &testsuite.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("worker process output:\n%s", out.String())
-		}
-	})
+	child := testsuite.StartHelperProcess(t, "worker process", "TestHelperLockWorker", lockHelperEnv+"="+string(raw))
 
 	key := workerKey(t, "Sync", `{"account":1}`)
 	testutil.Eventually(t, 30*time.Second, "the worker process to start the job", func() bool {
@@ -116,10 +99,7 @@ func TestWorkerLockSIGKILL(t *testing.T) {
 	if v := db.Client.Get(ctx, key).Val(); v != jid {
 		t.Fatalf("worker lock holds %q while the job runs, want %s", v, jid)
 	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-exited
+	child.Kill(t)
 	killed := time.Now()
 	if ttl := db.Client.PTTL(ctx, key).Val(); ttl <= 0 || ttl > lease {
 		t.Fatalf("lock TTL right after the kill %v, want in (0, %v]: the lock must die within one lease", ttl, lease)
