@@ -97,9 +97,12 @@ func (st *store) fetch(ctx context.Context, r fetchRequest) ([]*unit, error) {
 	return parseFetch(res, r.order, r.base, st.names)
 }
 
+// errFetchReply reports a fetch reply that is not what fetchLua returns.
+var errFetchReply = errors.New("sidekiq: fetch: unexpected reply")
+
 // parseFetch reads fetchLua's reply into units.
 func parseFetch(res []any, order []int, base uint64, names []string) ([]*unit, error) {
-	bad := errors.New("sidekiq: fetch: unexpected reply")
+	bad := errFetchReply
 	if len(res) == 0 {
 		return nil, bad
 	}
